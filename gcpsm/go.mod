@@ -3,6 +3,8 @@ module github.com/cloudtokens/cloudtokens/gcpsm
 go 1.26.0
 
 require (
+	cloud.google.com/go/secretmanager v1.24.0
+	github.com/cloudtokens/cloudtokens v0.0.0-00010101000000-000000000000
 	google.golang.org/api v0.304.0
 	google.golang.org/grpc v1.84.0
 )
@@ -12,9 +14,7 @@ require (
 	cloud.google.com/go/auth/oauth2adapt v0.3.0 // indirect
 	cloud.google.com/go/compute/metadata v0.10.0 // indirect
 	cloud.google.com/go/iam v1.14.0 // indirect
-	cloud.google.com/go/secretmanager v1.24.0
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
-	github.com/cloudtokens/cloudtokens v0.0.0-00010101000000-000000000000
 	github.com/felixge/httpsnoop v1.1.0 // indirect
 	github.com/go-logr/logr v1.4.4 // indirect
 	github.com/go-logr/stdr v1.2.2 // indirect
