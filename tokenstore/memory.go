@@ -1,0 +1,211 @@
+package tokenstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+)
+
+// MemoryStore is the in-memory reference Store: a map behind one mutex.
+// It implements the same rules as every other store, and Leaser. It is
+// safe for concurrent use and lives only as long as the process.
+type MemoryStore struct {
+	mu     sync.Mutex
+	tokens map[string]*Token
+	order  []string // insertion order, for a stable Tokens result
+	leases map[string]Lease
+}
+
+var (
+	_ Store  = (*MemoryStore)(nil)
+	_ Leaser = (*MemoryStore)(nil)
+)
+
+// NewMemoryStore returns an empty MemoryStore.
+func NewMemoryStore() *MemoryStore {
+	return &MemoryStore{tokens: map[string]*Token{}, leases: map[string]Lease{}}
+}
+
+// FindToken implements Store.
+func (m *MemoryStore) FindToken(ctx context.Context, query *Token) (*Token, error) {
+	if _, err := QueryRuleOf(query); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return Select(query, m.listLocked())
+}
+
+// FindTokenByID implements Store.
+func (m *MemoryStore) FindTokenByID(ctx context.Context, id string) (*Token, error) {
+	if err := ValidateID(id); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t, ok := m.tokens[id]
+	if !ok {
+		return nil, fmt.Errorf("%w: id %q", ErrNotFound, id)
+	}
+	return t.Clone(), nil
+}
+
+// SaveToken implements Store.
+func (m *MemoryStore) SaveToken(ctx context.Context, t *Token) error {
+	if err := ValidateForSave(t); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var target *Token
+	if t.ID != "" {
+		target = m.tokens[t.ID]
+	}
+	if target == nil {
+		if _, err := QueryRuleOf(t); err == nil {
+			found, err := Select(t, m.listLocked())
+			switch {
+			case err == nil:
+				target = m.tokens[found.ID]
+			case !errors.Is(err, ErrNotFound):
+				return err
+			}
+		}
+	}
+	var next *Token
+	if target != nil {
+		next = ApplyUpdate(target, t)
+	} else {
+		next = t.Clone()
+		next.ID = NewID()
+	}
+	if _, err := MarshalDocument(next); err != nil {
+		return err
+	}
+	if other := m.clashLocked(next); other != "" {
+		return fmt.Errorf("%w: the token's keys already belong to token %q", ErrConflict, other)
+	}
+	if target == nil {
+		m.order = append(m.order, next.ID)
+	}
+	m.tokens[next.ID] = next
+	delete(m.leases, next.ID)
+	t.ID = next.ID
+	return nil
+}
+
+// clashLocked returns the ID of another token that holds a key of t: the
+// same user name with an indistinguishable client, or the same grant or
+// refresh token and client.
+func (m *MemoryStore) clashLocked(t *Token) string {
+	for _, id := range m.order {
+		o := m.tokens[id]
+		if o.ID == t.ID {
+			continue
+		}
+		sameClient := o.ClientID == t.ClientID
+		switch {
+		case t.UserName != "" && o.UserName == t.UserName && (sameClient || o.ClientID == "" || t.ClientID == ""):
+			return o.ID
+		case t.GrantToken != "" && sameClient && o.GrantToken == t.GrantToken:
+			return o.ID
+		case t.RefreshToken != "" && sameClient && o.RefreshToken == t.RefreshToken:
+			return o.ID
+		}
+	}
+	return ""
+}
+
+// DeleteToken implements Store.
+func (m *MemoryStore) DeleteToken(ctx context.Context, id string) error {
+	if err := ValidateID(id); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.tokens[id]; !ok {
+		return fmt.Errorf("%w: id %q", ErrNotFound, id)
+	}
+	delete(m.tokens, id)
+	delete(m.leases, id)
+	m.order = slices.DeleteFunc(m.order, func(s string) bool { return s == id })
+	return nil
+}
+
+// Tokens implements Store.
+func (m *MemoryStore) Tokens(ctx context.Context) ([]*Token, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.listLocked(), nil
+}
+
+// DeleteTokens implements Store.
+func (m *MemoryStore) DeleteTokens(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	clear(m.tokens)
+	clear(m.leases)
+	m.order = nil
+	return nil
+}
+
+// AcquireLease implements Leaser.
+func (m *MemoryStore) AcquireLease(ctx context.Context, id, holder string, ttl time.Duration) (bool, error) {
+	if err := ValidateID(id); err != nil {
+		return false, err
+	}
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.tokens[id]; !ok {
+		return false, fmt.Errorf("%w: id %q", ErrNotFound, id)
+	}
+	now := time.Now()
+	if l, ok := m.leases[id]; ok && !l.Expired(now) && l.Holder != holder {
+		return false, nil
+	}
+	m.leases[id] = Lease{Holder: holder, Until: now.Add(ttl).UnixMilli()}
+	return true, nil
+}
+
+// ReleaseLease implements Leaser.
+func (m *MemoryStore) ReleaseLease(ctx context.Context, id, holder string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if l, ok := m.leases[id]; ok && l.Holder == holder {
+		delete(m.leases, id)
+	}
+	return nil
+}
+
+// listLocked returns copies of all tokens in insertion order.
+func (m *MemoryStore) listLocked() []*Token {
+	out := make([]*Token, 0, len(m.order))
+	for _, id := range m.order {
+		out = append(out, m.tokens[id].Clone())
+	}
+	return out
+}
