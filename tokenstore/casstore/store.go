@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"math/rand/v2"
 	"slices"
@@ -39,6 +40,7 @@ type Store struct {
 	opts Options
 
 	shardMu []sync.Mutex // serialises this process's writes to each shard
+	saveMu  [64]sync.Mutex // serialises this process's saves of one key (striped)
 
 	cacheMu sync.Mutex
 	cache   []*cachedShard // by shard number; nil entries are not cached
@@ -130,6 +132,9 @@ func decodeToken(id string, value []byte, version string) (*storedToken, error) 
 // FindTokenByID implements tokenstore.Store.
 func (s *Store) FindTokenByID(ctx context.Context, id string) (*tokenstore.Token, error) {
 	if err := tokenstore.ValidateID(id); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	st, err := s.readToken(ctx, id)
@@ -238,6 +243,9 @@ func (s *Store) scan(ctx context.Context, query *tokenstore.Token) (*storedToken
 // reported to the Logger (FindTokenByID on its ID returns the
 // tokenstore.ErrMalformed error); it does not fail the listing.
 func (s *Store) Tokens(ctx context.Context) ([]*tokenstore.Token, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	all, err := s.all(ctx)
 	if err != nil {
 		return nil, err
@@ -308,7 +316,7 @@ func (s *Store) SaveToken(ctx context.Context, t *tokenstore.Token) error {
 		if err := backoff(ctx, attempt); err != nil {
 			return err
 		}
-		id, err := s.saveOnce(ctx, t)
+		id, err := s.saveLocked(ctx, t)
 		if err == nil {
 			t.ID = id
 			return nil
@@ -319,6 +327,24 @@ func (s *Store) SaveToken(ctx context.Context, t *tokenstore.Token) error {
 		last = err
 	}
 	return conflict("SaveToken", s.opts.MaxAttempts, last)
+}
+
+// saveLocked runs saveOnce holding the stripe lock of the token's ID or
+// lookup key, so saves of one user in one process queue up instead of
+// racing; across processes the compare-and-swap decides.
+func (s *Store) saveLocked(ctx context.Context, t *tokenstore.Token) (string, error) {
+	key := "id:" + t.ID
+	if t.ID == "" {
+		if k, ok := index.QueryKey(t); ok {
+			key = k.Kind + ":" + k.Value
+		}
+	}
+	h := fnv.New32a()
+	h.Write([]byte(key))
+	mu := &s.saveMu[h.Sum32()%uint32(len(s.saveMu))]
+	mu.Lock()
+	defer mu.Unlock()
+	return s.saveOnce(ctx, t)
 }
 
 func (s *Store) saveOnce(ctx context.Context, t *tokenstore.Token) (string, error) {
@@ -540,6 +566,9 @@ func (s *Store) DeleteToken(ctx context.Context, id string) error {
 	if err := tokenstore.ValidateID(id); err != nil {
 		return err
 	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	var keys []index.Key
 	st, err := s.readToken(ctx, id)
 	switch {
@@ -570,6 +599,9 @@ func (s *Store) DeleteToken(ctx context.Context, id string) error {
 // DeleteTokens implements tokenstore.Store: it deletes the tokens listed
 // in this store's index, and nothing else.
 func (s *Store) DeleteTokens(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	for n := range s.opts.IndexShards {
 		sh, _, err := s.readShard(ctx, n)
 		if err != nil {

@@ -1,0 +1,178 @@
+package gcpsmtest
+
+import (
+	"context"
+	"encoding/base64"
+	"sort"
+	"strconv"
+	"strings"
+
+	"cloud.google.com/go/secretmanager/apiv1/secretmanagerpb"
+)
+
+// Page tokens are opaque to clients. Internally a token is a cursor: the
+// creation sequence number (secrets) or version number (versions) of the last
+// item returned. Lists are ordered newest first, so the next page holds the
+// items with a smaller cursor; a cursor stays valid while other clients add
+// or delete items concurrently, unlike an offset.
+const pageTokenPrefix = "gcpsmtest/v1/"
+
+func encodePageToken(cursor uint64) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(pageTokenPrefix + strconv.FormatUint(cursor, 10)))
+}
+
+// decodePageToken returns the cursor of a token; an empty token means "from
+// the start" and is returned as the largest cursor.
+func decodePageToken(tok string) (uint64, error) {
+	if tok == "" {
+		return ^uint64(0), nil
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(tok)
+	if err == nil {
+		if rest, ok := strings.CutPrefix(string(raw), pageTokenPrefix); ok {
+			if n, perr := strconv.ParseUint(rest, 10, 64); perr == nil {
+				return n, nil
+			}
+		}
+	}
+	return 0, invalid("Invalid page_token %q", tok)
+}
+
+// pageSize applies service.proto's rules for page_size: "If set to 0, the
+// server decides the number of results to return. If the number is greater
+// than 25000, it is capped at 25000." The emulator's own choice for 0 is the
+// cap. Negative sizes are INVALID_ARGUMENT.
+func pageSize(n int32) (int, error) {
+	switch {
+	case n < 0:
+		return 0, invalid("page_size must not be negative, got %d", n)
+	case n == 0 || n > maxPageSize:
+		return maxPageSize, nil
+	}
+	return int(n), nil
+}
+
+// ListSecrets implements service.proto ListSecrets: "Lists Secrets." Results
+// are "sorted in reverse by create_time (newest first)"; total_size is "The
+// total number of Secrets but 0 when the ListSecretsRequest.filter field is
+// set." (ListSecretsResponse). See filter.go for the supported filters.
+func (s *service) ListSecrets(_ context.Context, req *secretmanagerpb.ListSecretsRequest) (*secretmanagerpb.ListSecretsResponse, error) {
+	project, err := s.parseProject(req.GetParent(), "parent")
+	if err != nil {
+		return nil, err
+	}
+	size, err := pageSize(req.GetPageSize())
+	if err != nil {
+		return nil, err
+	}
+	cursor, err := decodePageToken(req.GetPageToken())
+	if err != nil {
+		return nil, err
+	}
+	match, err := compileFilter(req.GetFilter(), filterSecrets)
+	if err != nil {
+		return nil, err
+	}
+
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var all []*secretEntry
+	for name, e := range s.secrets {
+		if projectOf(name) == project {
+			all = append(all, e)
+		}
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].seq > all[j].seq })
+
+	resp := &secretmanagerpb.ListSecretsResponse{}
+	if req.GetFilter() == "" {
+		resp.TotalSize = int32(len(all))
+	}
+	for _, e := range all {
+		if e.seq >= cursor {
+			continue
+		}
+		subj := filterSubject{
+			name:       e.pb.GetName(),
+			id:         secretID(e.pb.GetName()),
+			labels:     e.pb.GetLabels(),
+			createTime: e.pb.GetCreateTime().AsTime(),
+		}
+		if !match(&subj) {
+			continue
+		}
+		if len(resp.Secrets) == size {
+			resp.NextPageToken = encodePageToken(all2seq(resp.Secrets, all))
+			break
+		}
+		resp.Secrets = append(resp.Secrets, cloneSecret(e.pb))
+	}
+	return resp, nil
+}
+
+// all2seq returns the sequence number of the last secret in page.
+func all2seq(page []*secretmanagerpb.Secret, all []*secretEntry) uint64 {
+	last := page[len(page)-1].GetName()
+	for _, e := range all {
+		if e.pb.GetName() == last {
+			return e.seq
+		}
+	}
+	return 0
+}
+
+// ListSecretVersions implements service.proto ListSecretVersions: "Lists
+// SecretVersions. This call does not return secret data." Versions are
+// "sorted in reverse by create_time (newest first)"; total_size is 0 when a
+// filter is set. Filters: state, name, create_time (see filter.go).
+func (s *service) ListSecretVersions(_ context.Context, req *secretmanagerpb.ListSecretVersionsRequest) (*secretmanagerpb.ListSecretVersionsResponse, error) {
+	secret, err := s.parseSecretName(req.GetParent(), "parent")
+	if err != nil {
+		return nil, err
+	}
+	size, err := pageSize(req.GetPageSize())
+	if err != nil {
+		return nil, err
+	}
+	cursor, err := decodePageToken(req.GetPageToken())
+	if err != nil {
+		return nil, err
+	}
+	match, err := compileFilter(req.GetFilter(), filterVersions)
+	if err != nil {
+		return nil, err
+	}
+
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	e, ok := s.secrets[secret]
+	if !ok {
+		return nil, errSecretNotFound(secret)
+	}
+	resp := &secretmanagerpb.ListSecretVersionsResponse{}
+	if req.GetFilter() == "" {
+		resp.TotalSize = int32(len(e.versions))
+	}
+	var last uint64
+	for n := uint64(len(e.versions)); n >= 1; n-- {
+		if n >= cursor {
+			continue
+		}
+		v := e.versions[n-1]
+		subj := filterSubject{
+			name:       v.pb.GetName(),
+			createTime: v.pb.GetCreateTime().AsTime(),
+			state:      v.pb.GetState(),
+		}
+		if !match(&subj) {
+			continue
+		}
+		if len(resp.Versions) == size {
+			resp.NextPageToken = encodePageToken(last)
+			break
+		}
+		resp.Versions = append(resp.Versions, cloneVersion(v.pb))
+		last = n
+	}
+	return resp, nil
+}
