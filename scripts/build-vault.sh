@@ -15,7 +15,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 tooldir="$root/integration/tools/vault"
 
-version=$(awk '$1 == "github.com/hashicorp/vault" && $2 ~ /^v/ { print $2; exit }' "$tooldir/go.mod")
+version=$(sed -n -E 's#^(require)?[[:space:]]*github.com/hashicorp/vault (v[^ ]+).*#\2#p' "$tooldir/go.mod" | head -n1)
 if [[ -z "$version" ]]; then
 	echo "build-vault: cannot find the github.com/hashicorp/vault version in $tooldir/go.mod" >&2
 	exit 1
@@ -38,7 +38,7 @@ if ! fresh; then
 		start=$(date +%s)
 		tmp="$outdir/vault.tmp.$$"
 		trap 'rm -f "$tmp"' EXIT
-		(cd "$tooldir" && GOFLAGS=-mod=readonly go build -trimpath -ldflags "-s -w" -o "$tmp" .)
+		(cd "$tooldir" && go build -mod=readonly -trimpath -ldflags "-s -w" -o "$tmp" .)
 		"$tmp" version >&2
 		mv -f "$tmp" "$bin"
 		printf '%s' "$key" >"$outdir/vault.key"

@@ -88,6 +88,7 @@ func (s *service) ListSecrets(_ context.Context, req *secretmanagerpb.ListSecret
 	if req.GetFilter() == "" {
 		resp.TotalSize = int32(len(all))
 	}
+	var last uint64
 	for _, e := range all {
 		if e.seq >= cursor {
 			continue
@@ -102,23 +103,13 @@ func (s *service) ListSecrets(_ context.Context, req *secretmanagerpb.ListSecret
 			continue
 		}
 		if len(resp.Secrets) == size {
-			resp.NextPageToken = encodePageToken(all2seq(resp.Secrets, all))
+			resp.NextPageToken = encodePageToken(last)
 			break
 		}
 		resp.Secrets = append(resp.Secrets, cloneSecret(e.pb))
+		last = e.seq
 	}
 	return resp, nil
-}
-
-// all2seq returns the sequence number of the last secret in page.
-func all2seq(page []*secretmanagerpb.Secret, all []*secretEntry) uint64 {
-	last := page[len(page)-1].GetName()
-	for _, e := range all {
-		if e.pb.GetName() == last {
-			return e.seq
-		}
-	}
-	return 0
 }
 
 // ListSecretVersions implements service.proto ListSecretVersions: "Lists

@@ -3,13 +3,9 @@
 //
 // # What the index holds
 //
-// Only stable lookup keys, one entry per key:
-//
-//	{"k":"i","v":"<token id>","id":"<token id>"}            every token
-//	{"k":"u","v":"<user name>","c":"<client id>","id":"<token id>"}
-//	{"k":"g","v":"<sha-256 of the grant token>","c":"<client id>","id":"<token id>"}
-//	{"k":"r","v":"<sha-256 of the refresh token>","c":"<client id>","id":"<token id>"}
-//
+// Only stable lookup keys: for every token its ID ("i"), and where set its
+// user name ("u"), the SHA-256 digest of its grant token ("g") and of its
+// refresh token ("r"), each scoped by the token's client ID ("c").
 // Digests are SHA-256 in unpadded base64url (43 characters); no raw token
 // value is ever stored in the index. The access token and expiry are not
 // keys, so a refresh that changes only those never rewrites the index.
@@ -19,23 +15,31 @@
 //
 // The index is split into a fixed number of shards, each one document
 // (one secret). A key lives in shard Route(key, shards): the first 8 bytes
-// of SHA-256("<k>:<v>") as a big-endian uint64, modulo the shard count.
-// A lookup therefore reads exactly one shard. Every store that shares a
-// prefix must use the same shard count; each shard records it, and a
-// mismatch is reported as ErrLayout.
+// of SHA-256("<kind>:<value>") as a big-endian uint64, modulo the shard
+// count (the ID key routes by "i:<id>"). A lookup therefore reads exactly
+// one shard. Every store that shares a prefix must use the same shard
+// count; each shard records it, and a mismatch is reported as ErrLayout.
 //
 // # Shard document
 //
-//	{"format":1,"shard":0,"shards":1,"entries":[ ...entries... ]}
+// The keys of one token that route to a shard form one record:
+//
+//	{"format":1,"shard":0,"shards":1,"tokens":[
+//	  {"id":"<token id>","c":"<client id>","i":1,"u":"<user name>","g":"<digest>","r":"<digest>"}
+//	]}
+//
+// "i":1 says the shard lists the token (Tokens reads these); the other
+// fields are present only for the keys routed to this shard. A token may
+// briefly have two records in one shard while a key is being replaced.
 //
 // # Capacity
 //
-// An entry is about 60 bytes plus its value and client ID: a token with a
-// 20-byte user name, a 40-byte client ID, a grant and a refresh token takes
-// four entries (with the ID entry), about 380 bytes. One 65,536-byte shard
-// therefore holds about 170 such tokens (measured by TestCapacity); a store with N tokens
-// needs at least N/170 shards, and N/100 leaves room for uneven routing.
-// Encode fails with ErrShardFull rather than write a larger document.
+// A token with a 20-byte user name, a 35-byte client ID, a grant and a
+// refresh token takes about 250 bytes, so one 65,536-byte shard holds
+// about 260 such tokens (measured by TestCapacity). A store with N tokens
+// needs at least N/260 shards; N/160 leaves room for uneven routing (10,000
+// tokens: 64 shards). Encode fails with ErrShardFull rather than write a
+// larger document.
 package index
 
 import (
@@ -145,12 +149,113 @@ func Clashes(a, b Key) bool {
 	return a.Kind == KindUser && (a.ClientID == "" || b.ClientID == "")
 }
 
-// Shard is one shard document of the index.
+// Shard is one shard document of the index. In memory it is a list of
+// entries; its JSON groups the entries of one token (and client) into one
+// record, see the package documentation.
 type Shard struct {
-	Format  int     `json:"format"`
-	Shard   int     `json:"shard"`
-	Shards  int     `json:"shards"`
-	Entries []Entry `json:"entries"`
+	Format  int
+	Shard   int
+	Shards  int
+	Entries []Entry
+}
+
+// record is the JSON form of the entries of one token and client in a
+// shard: each key kind at most once ("i": 1 marks the ID entry).
+type record struct {
+	ID       string `json:"id"`
+	ClientID string `json:"c,omitempty"`
+	Listed   int    `json:"i,omitempty"`
+	User     string `json:"u,omitempty"`
+	Grant    string `json:"g,omitempty"`
+	Refresh  string `json:"r,omitempty"`
+}
+
+type shardJSON struct {
+	Format  int      `json:"format"`
+	Shard   int      `json:"shard"`
+	Shards  int      `json:"shards"`
+	Records []record `json:"tokens"`
+}
+
+// MarshalJSON implements json.Marshaler.
+func (s *Shard) MarshalJSON() ([]byte, error) {
+	out := shardJSON{Format: s.Format, Shard: s.Shard, Shards: s.Shards, Records: []record{}}
+	open := map[[2]string][]int{} // (id, client) -> indexes of its records
+	for _, e := range s.Entries {
+		k := [2]string{e.ID, e.ClientID}
+		if e.Kind == KindID {
+			k[1] = "" // the ID entry has no client
+		}
+		placed := false
+		for _, i := range open[k] {
+			if r := &out.Records[i]; r.set(e) {
+				placed = true
+				break
+			}
+		}
+		if !placed {
+			r := record{ID: e.ID, ClientID: k[1]}
+			if !r.set(e) {
+				return nil, fmt.Errorf("index: unknown key kind %q", e.Kind)
+			}
+			open[k] = append(open[k], len(out.Records))
+			out.Records = append(out.Records, r)
+		}
+	}
+	return json.Marshal(out)
+}
+
+// set stores e in r if r has no key of that kind yet.
+func (r *record) set(e Entry) bool {
+	switch e.Kind {
+	case KindID:
+		if r.Listed != 0 || (r.ClientID != "" && r.User+r.Grant+r.Refresh == "") {
+			return false
+		}
+		r.Listed = 1
+	case KindUser:
+		if r.User != "" || r.ClientID != e.ClientID {
+			return false
+		}
+		r.User = e.Value
+	case KindGrant:
+		if r.Grant != "" || r.ClientID != e.ClientID {
+			return false
+		}
+		r.Grant = e.Value
+	case KindRefresh:
+		if r.Refresh != "" || r.ClientID != e.ClientID {
+			return false
+		}
+		r.Refresh = e.Value
+	default:
+		return false
+	}
+	return true
+}
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (s *Shard) UnmarshalJSON(b []byte) error {
+	var in shardJSON
+	if err := json.Unmarshal(b, &in); err != nil {
+		return err
+	}
+	*s = Shard{Format: in.Format, Shard: in.Shard, Shards: in.Shards, Entries: []Entry{}}
+	for _, r := range in.Records {
+		if r.Listed != 0 {
+			s.Entries = append(s.Entries, Entry{Key: Key{Kind: KindID, Value: r.ID}, ID: r.ID})
+		}
+		if r.User != "" {
+			s.Entries = append(s.Entries, Entry{Key: Key{Kind: KindUser, Value: r.User, ClientID: r.ClientID}, ID: r.ID})
+		}
+		if r.Grant != "" {
+			s.Entries = append(s.Entries, Entry{Key: Key{Kind: KindGrant, Value: r.Grant, ClientID: r.ClientID}, ID: r.ID})
+		}
+		if r.Refresh != "" {
+			s.Entries = append(s.Entries, Entry{Key: Key{Kind: KindRefresh, Value: r.Refresh, ClientID: r.ClientID}, ID: r.ID})
+		}
+	}
+	return nil
 }
 
 // NewShard returns an empty shard number n of shards.

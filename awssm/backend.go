@@ -1,0 +1,386 @@
+package awssm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync/atomic"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
+	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/middleware"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/cloudtokens/cloudtokens/tokenstore"
+	"github.com/cloudtokens/cloudtokens/tokenstore/casstore"
+)
+
+const (
+	// stageCurrent is the label of a secret's current version. Every
+	// read asks for it explicitly: moto_server answers a read without a
+	// stage (and BatchGetSecretValue) from the version that was current
+	// before the last UpdateSecretVersionStage.
+	stageCurrent = "AWSCURRENT"
+	// stagePending labels the version a compare-and-swap has just put.
+	// It is one fixed label: each PutSecretValue moves it to its own new
+	// version, so the losers of a race lose it without a cleanup call and
+	// their versions become unlabelled, which AWS deletes by itself.
+	stagePending = "CLOUDTOKENS_PENDING"
+	// batchSize is the most secrets BatchGetSecretValue reads per call.
+	batchSize = 20
+	// batchWorkers bounds the BatchGetSecretValue calls in flight.
+	batchWorkers = 4
+)
+
+// backend implements casstore.Backend and casstore.Lister on Secrets
+// Manager.
+type backend struct {
+	c            *secretsmanager.Client
+	prefix       string // with the trailing "/"
+	kmsKeyID     *string
+	tags         []types.Tag
+	recoveryDays *int64
+	forceDelete  bool
+}
+
+var (
+	_ casstore.Backend = (*backend)(nil)
+	_ casstore.Lister  = (*backend)(nil)
+)
+
+// secretID maps an engine name onto the full secret name. A name that
+// AWS would reject, or could confuse with an ARN, cannot exist: the error
+// wraps tokenstore.ErrNotFound for reads, updates and deletes (see
+// notFoundName) and tokenstore.ErrInvalidID for creates.
+func (b *backend) secretID(name string) (string, error) {
+	full := b.prefix + name
+	if err := validateName(full); err != nil {
+		return "", err
+	}
+	return full, nil
+}
+
+// notFoundName: reading, updating or deleting a name that can never be
+// created finds nothing, without asking AWS.
+func notFoundName(op, name string, err error) error {
+	return fmt.Errorf("awssm: %s %q: %w (%w)", op, name, tokenstore.ErrNotFound, err)
+}
+
+// Read implements casstore.Backend with one GetSecretValue call.
+func (b *backend) Read(ctx context.Context, name string) (casstore.Object, error) {
+	id, err := b.secretID(name)
+	if err != nil {
+		return casstore.Object{}, notFoundName("read", name, err)
+	}
+	out, err := b.c.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{
+		SecretId:     aws.String(id),
+		VersionStage: aws.String(stageCurrent),
+	})
+	if err != nil {
+		return casstore.Object{}, mapErr("read", id, err)
+	}
+	return casstore.Object{Value: secretValue(out.SecretString, out.SecretBinary), Version: aws.ToString(out.VersionId)}, nil
+}
+
+func secretValue(s *string, bin []byte) []byte {
+	if s != nil {
+		return []byte(*s)
+	}
+	return bin // not written by this package; decoding reports it as malformed
+}
+
+// ReadMany implements casstore.Backend with BatchGetSecretValue, 20
+// secrets per call, up to batchWorkers calls in parallel. A secret the
+// batch returns without the AWSCURRENT label (moto_server's batch reads
+// ignore stage moves) is read again with GetSecretValue.
+func (b *backend) ReadMany(ctx context.Context, names []string) ([]casstore.Result, error) {
+	out := make([]casstore.Result, len(names))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(batchWorkers)
+	for start := 0; start < len(names); start += batchSize {
+		end := min(start+batchSize, len(names))
+		g.Go(func() error { return b.readBatch(gctx, names[start:end], out[start:end]) })
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (b *backend) readBatch(ctx context.Context, names []string, out []casstore.Result) error {
+	pos := map[string]int{} // full secret name → index in names
+	var ids []string
+	for i, name := range names {
+		out[i].Name = name
+		id, err := b.secretID(name)
+		if err != nil {
+			out[i].Err = notFoundName("read", name, err)
+			continue
+		}
+		if _, dup := pos[id]; dup {
+			continue // filled in below from the first occurrence
+		}
+		pos[id] = i
+		ids = append(ids, id)
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	done := make([]bool, len(names))
+	var reread []int
+	in := &secretsmanager.BatchGetSecretValueInput{SecretIdList: ids}
+	for {
+		res, err := b.c.BatchGetSecretValue(ctx, in)
+		if err != nil {
+			return mapErr("batch read", fmt.Sprintf("%d secrets from %s", len(ids), ids[0]), err)
+		}
+		for _, v := range res.SecretValues {
+			i, ok := pos[aws.ToString(v.Name)]
+			if !ok {
+				continue
+			}
+			done[i] = true
+			if !slices.Contains(v.VersionStages, stageCurrent) {
+				reread = append(reread, i) // a stale version (moto_server)
+				continue
+			}
+			out[i].Value = secretValue(v.SecretString, v.SecretBinary)
+			out[i].Version = aws.ToString(v.VersionId)
+		}
+		for _, e := range res.Errors {
+			i, ok := pos[aws.ToString(e.SecretId)]
+			if !ok {
+				continue
+			}
+			done[i] = true
+			apiErr := &smithy.GenericAPIError{Code: aws.ToString(e.ErrorCode), Message: aws.ToString(e.Message)}
+			out[i].Err = mapCode("read", aws.ToString(e.SecretId), apiErr.Code, apiErr.Message, apiErr)
+		}
+		if res.NextToken == nil || aws.ToString(res.NextToken) == "" {
+			break
+		}
+		in = &secretsmanager.BatchGetSecretValueInput{SecretIdList: ids, NextToken: res.NextToken}
+	}
+	for _, i := range pos {
+		if !done[i] {
+			reread = append(reread, i) // neither a value nor an error: ask again
+		}
+	}
+	slices.Sort(reread)
+	for _, i := range reread {
+		obj, err := b.Read(ctx, names[i])
+		out[i].Value, out[i].Version, out[i].Err = obj.Value, obj.Version, err
+	}
+	for i, name := range names { // duplicates
+		if id, err := b.secretID(name); err == nil && pos[id] != i {
+			out[i] = out[pos[id]]
+			out[i].Name = name
+		}
+	}
+	return nil
+}
+
+// Create implements casstore.Backend with one CreateSecret call.
+func (b *backend) Create(ctx context.Context, name string, value []byte) (string, error) {
+	id, err := b.secretID(name)
+	if err != nil {
+		return "", fmt.Errorf("awssm: create %q: %w: %w", name, tokenstore.ErrInvalidID, err)
+	}
+	if err := checkSize(name, value); err != nil {
+		return "", err
+	}
+	out, err := b.c.CreateSecret(ctx, &secretsmanager.CreateSecretInput{
+		Name:         aws.String(id),
+		SecretString: aws.String(string(value)),
+		KmsKeyId:     b.kmsKeyID,
+		Tags:         b.tags,
+	})
+	if err != nil {
+		return "", mapErr("create", id, err)
+	}
+	return aws.ToString(out.VersionId), nil
+}
+
+func checkSize(name string, value []byte) error {
+	if len(value) > MaxValueSize {
+		return fmt.Errorf("awssm: %q: %w: %d bytes, AWS Secrets Manager accepts %d", name, tokenstore.ErrTooLarge, len(value), MaxValueSize)
+	}
+	return nil
+}
+
+// Update implements casstore.Backend as a compare-and-swap of the
+// AWSCURRENT label, in two calls:
+//
+//  1. PutSecretValue stores value as a new version labelled only
+//     stagePending, so readers still see the current version;
+//  2. UpdateSecretVersionStage moves AWSCURRENT to the new version and
+//     removes it from version, which AWS refuses with
+//     InvalidParameterException unless version still holds AWSCURRENT.
+//
+// Of concurrent writers that read the same version exactly one moves the
+// label; the others get casstore.ErrVersionMismatch. Their versions keep
+// no label once the next PutSecretValue takes stagePending, and AWS
+// deletes unlabelled versions by itself, so a lost race costs no cleanup
+// call. If the SDK retried the stage move (a lost response), a refusal is
+// checked with one GetSecretValue of the new version: the first attempt
+// may have succeeded.
+func (b *backend) Update(ctx context.Context, name string, value []byte, version string) (string, error) {
+	id, err := b.secretID(name)
+	if err != nil {
+		return "", notFoundName("update", name, err)
+	}
+	if err := checkSize(name, value); err != nil {
+		return "", err
+	}
+	if version == "" {
+		return "", fmt.Errorf("awssm: update %q: %w: no expected version", id, casstore.ErrVersionMismatch)
+	}
+	put, err := b.c.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{
+		SecretId:      aws.String(id),
+		SecretString:  aws.String(string(value)),
+		VersionStages: []string{stagePending},
+	})
+	if err != nil {
+		return "", mapErr("update", id, err)
+	}
+	newVersion := aws.ToString(put.VersionId)
+	var attempts atomic.Int32
+	_, err = b.c.UpdateSecretVersionStage(ctx, &secretsmanager.UpdateSecretVersionStageInput{
+		SecretId:            aws.String(id),
+		VersionStage:        aws.String(stageCurrent),
+		MoveToVersionId:     aws.String(newVersion),
+		RemoveFromVersionId: aws.String(version),
+	}, countAttempts(&attempts))
+	if err == nil {
+		return newVersion, nil
+	}
+	var invalidParam *types.InvalidParameterException
+	var notFound *types.ResourceNotFoundException
+	switch {
+	case errors.As(err, &invalidParam), errors.As(err, &notFound):
+		// version no longer holds AWSCURRENT (or no longer exists).
+		if attempts.Load() > 1 && b.holdsCurrent(ctx, id, newVersion) {
+			return newVersion, nil
+		}
+		return "", fmt.Errorf("awssm: update %q: %w: %w", id, casstore.ErrVersionMismatch, err)
+	}
+	return "", mapErr("update", id, err)
+}
+
+// holdsCurrent reports whether version of secret id is labelled
+// AWSCURRENT.
+func (b *backend) holdsCurrent(ctx context.Context, id, version string) bool {
+	out, err := b.c.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{
+		SecretId:  aws.String(id),
+		VersionId: aws.String(version),
+	})
+	return err == nil && slices.Contains(out.VersionStages, stageCurrent)
+}
+
+// countAttempts counts the attempts the SDK retryer makes for one call.
+func countAttempts(n *atomic.Int32) func(*secretsmanager.Options) {
+	return func(o *secretsmanager.Options) {
+		o.APIOptions = append(o.APIOptions, func(s *middleware.Stack) error {
+			return s.Finalize.Insert(middleware.FinalizeMiddlewareFunc("cloudtokens.awssm.countAttempts",
+				func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+					n.Add(1)
+					return next.HandleFinalize(ctx, in)
+				}), "Retry", middleware.After)
+		})
+	}
+}
+
+// Delete implements casstore.Backend with one DeleteSecret call, with the
+// configured recovery window or forced.
+func (b *backend) Delete(ctx context.Context, name string) error {
+	id, err := b.secretID(name)
+	if err != nil {
+		return notFoundName("delete", name, err)
+	}
+	in := &secretsmanager.DeleteSecretInput{SecretId: aws.String(id), RecoveryWindowInDays: b.recoveryDays}
+	if b.forceDelete {
+		in.ForceDeleteWithoutRecovery = aws.Bool(true)
+	}
+	if _, err := b.c.DeleteSecret(ctx, in); err != nil {
+		return mapErr("delete", id, err)
+	}
+	return nil
+}
+
+// List implements casstore.Lister with ListSecrets (100 per page),
+// filtered by name on the prefix; secrets scheduled for deletion are
+// left out. Names below a nested prefix (with a further "/") belong to
+// another store and are left out too.
+func (b *backend) List(ctx context.Context) ([]string, error) {
+	p := secretsmanager.NewListSecretsPaginator(b.c, &secretsmanager.ListSecretsInput{
+		Filters:    []types.Filter{{Key: types.FilterNameStringTypeName, Values: []string{b.prefix}}},
+		MaxResults: aws.Int32(100),
+	})
+	var names []string
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, mapErr("list", b.prefix+"*", err)
+		}
+		for _, s := range page.SecretList {
+			if s.DeletedDate != nil {
+				continue
+			}
+			name, ok := strings.CutPrefix(aws.ToString(s.Name), b.prefix)
+			if !ok || name == "" || strings.Contains(name, "/") {
+				continue
+			}
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	return names, nil
+}
+
+// mapErr maps an SDK error onto the casstore and tokenstore sentinels,
+// keeping the cause wrapped. AWS error messages hold names and IDs, never
+// secret values.
+func mapErr(op, id string, err error) error {
+	var apiErr smithy.APIError
+	if !errors.As(err, &apiErr) {
+		return fmt.Errorf("awssm: %s %q: %w", op, id, err)
+	}
+	return mapCode(op, id, apiErr.ErrorCode(), apiErr.ErrorMessage(), err)
+}
+
+func mapCode(op, id, code, msg string, err error) error {
+	var sentinel error
+	switch code {
+	case "ResourceNotFoundException":
+		sentinel = tokenstore.ErrNotFound
+	case "ResourceExistsException":
+		sentinel = casstore.ErrExists
+	case "InvalidRequestException":
+		if markedDeleted(msg) {
+			// AWS: the secret is scheduled for deletion. Its name stays
+			// taken for the recovery window (moto reports that to
+			// CreateSecret as ResourceExistsException instead).
+			if op == "create" {
+				sentinel = casstore.ErrExists
+			} else {
+				sentinel = tokenstore.ErrNotFound
+			}
+		}
+	}
+	if sentinel == nil {
+		return fmt.Errorf("awssm: %s %q: %w", op, id, err)
+	}
+	return fmt.Errorf("awssm: %s %q: %w: %w", op, id, sentinel, err)
+}
+
+// markedDeleted recognises the InvalidRequestException of a secret that
+// is scheduled for deletion: AWS says "marked for deletion" or "scheduled
+// for deletion", moto "currently marked deleted".
+func markedDeleted(msg string) bool {
+	m := strings.ToLower(msg)
+	return strings.Contains(m, "deletion") || strings.Contains(m, "marked deleted")
+}

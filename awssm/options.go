@@ -1,0 +1,141 @@
+package awssm
+
+import (
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+)
+
+// Option configures a Store; see New.
+type Option func(*config) error
+
+type config struct {
+	indexShards  int
+	cacheIndex   bool
+	maxAttempts  int
+	logger       *slog.Logger
+	kmsKeyID     string
+	tags         map[string]string
+	recoveryDays int  // 0: AWS's default (30 days)
+	forceDelete  bool // ForceDeleteWithoutRecovery
+}
+
+// WithIndexShards sets the number of index secrets (default 1, at most
+// MaxIndexShards). Every store that shares a prefix must use the same
+// value. One index secret holds about 170 tokens (see package
+// tokenstore/index); use about one shard per 100 tokens.
+func WithIndexShards(n int) Option {
+	return func(c *config) error {
+		if n < 1 || n > MaxIndexShards {
+			return fmt.Errorf("%w: WithIndexShards(%d): must be 1 to %d", ErrInvalidOption, n, MaxIndexShards)
+		}
+		c.indexShards = n
+		return nil
+	}
+}
+
+// WithIndexCache keeps the index in memory and answers lookups by user
+// name, grant or refresh token from it: a warm lookup costs one
+// GetSecretValue call instead of two. Every cached answer is verified
+// against the token secret it names, and a miss or a mismatch re-reads
+// the index, so the cache never returns a wrong or stale token.
+func WithIndexCache(enabled bool) Option {
+	return func(c *config) error {
+		c.cacheIndex = enabled
+		return nil
+	}
+}
+
+// WithMaxAttempts bounds the compare-and-swap retries of one operation
+// (default 20) before tokenstore.ErrConflict. Throttling and network
+// retries are the SDK retryer's business and do not count here.
+func WithMaxAttempts(n int) Option {
+	return func(c *config) error {
+		if n < 1 {
+			return fmt.Errorf("%w: WithMaxAttempts(%d): must be at least 1", ErrInvalidOption, n)
+		}
+		c.maxAttempts = n
+		return nil
+	}
+}
+
+// WithLogger sets the logger for warnings about stale or corrupt
+// secrets (default slog.Default()). Log records never hold token values.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) error {
+		if l == nil {
+			return fmt.Errorf("%w: WithLogger(nil)", ErrInvalidOption)
+		}
+		c.logger = l
+		return nil
+	}
+}
+
+// WithKMSKeyID encrypts the secrets this store creates with the given KMS
+// key (key ID, alias or ARN) instead of the account's aws/secretsmanager
+// key. The caller then needs kms:GenerateDataKey and kms:Decrypt on it.
+func WithKMSKeyID(id string) Option {
+	return func(c *config) error {
+		if id == "" {
+			return fmt.Errorf("%w: WithKMSKeyID(\"\")", ErrInvalidOption)
+		}
+		c.kmsKeyID = id
+		return nil
+	}
+}
+
+// WithTags attaches tags to every secret this store creates. The caller
+// then needs secretsmanager:TagResource as well. AWS allows 50 tags per
+// secret, keys up to 128 and values up to 256 characters, and reserves
+// the "aws:" prefix.
+func WithTags(tags map[string]string) Option {
+	return func(c *config) error {
+		if len(tags) > 50 {
+			return fmt.Errorf("%w: WithTags: %d tags, AWS allows 50", ErrInvalidOption, len(tags))
+		}
+		for _, k := range slices.Sorted(maps.Keys(tags)) {
+			switch v := tags[k]; {
+			case k == "" || len(k) > 128:
+				return fmt.Errorf("%w: WithTags: tag key %q must be 1 to 128 characters", ErrInvalidOption, k)
+			case len(v) > 256:
+				return fmt.Errorf("%w: WithTags: value of tag %q is longer than 256 characters", ErrInvalidOption, k)
+			case len(k) >= 4 && k[:4] == "aws:":
+				return fmt.Errorf("%w: WithTags: tag key %q uses the reserved prefix \"aws:\"", ErrInvalidOption, k)
+			}
+		}
+		if c.tags == nil {
+			c.tags = map[string]string{}
+		}
+		maps.Copy(c.tags, tags)
+		return nil
+	}
+}
+
+// WithRecoveryWindow deletes token secrets with a recovery window of days
+// (7 to 30) during which they can be restored with RestoreSecret. The
+// default, when neither this nor WithForceDelete is given, is AWS's
+// default window of 30 days. A deleted token's secret name is never
+// reused (new tokens get new random IDs), so the window does not block
+// saving the same user again.
+func WithRecoveryWindow(days int) Option {
+	return func(c *config) error {
+		if days < 7 || days > 30 {
+			return fmt.Errorf("%w: WithRecoveryWindow(%d): AWS accepts 7 to 30 days", ErrInvalidOption, days)
+		}
+		c.recoveryDays = days
+		return nil
+	}
+}
+
+// WithForceDelete deletes token secrets at once, without a recovery
+// window (ForceDeleteWithoutRecovery). AWS then reports no error for a
+// secret that is already gone, so of two processes deleting the same
+// token at the same moment both succeed; DeleteToken of an unknown ID
+// still returns tokenstore.ErrNotFound, because it reads the token first.
+func WithForceDelete() Option {
+	return func(c *config) error {
+		c.forceDelete = true
+		return nil
+	}
+}

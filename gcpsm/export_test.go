@@ -1,0 +1,7 @@
+package gcpsm
+
+import "github.com/cloudtokens/cloudtokens/tokenstore/casstore"
+
+// BackendOf exposes the store's casstore.Backend to the external tests,
+// which exercise the compare-and-swap contract directly.
+func BackendOf(s *Store) casstore.Backend { return s.b }

@@ -1,0 +1,340 @@
+package stress
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cloudtokens/cloudtokens/tokenstore"
+	"github.com/cloudtokens/cloudtokens/tokenstore/casstore"
+)
+
+// maxProblems bounds the problems Run prints; the count is always given.
+const maxProblems = 30
+
+func runParent(t *testing.T, cfg Config, env map[string]string, newStore Factory) *Summary {
+	t.Helper()
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(t.Context(), cfg.Timeout)
+	defer cancel()
+
+	results, total := spawn(ctx, t, cfg, env, dir)
+	sum := summarize(cfg, results)
+	sum.Total = total
+
+	// Verify with a fresh store, whatever happened: its report says more
+	// than a failed child, and the cleanup needs it anyway.
+	vs := newStore(t, StoreOptions{Prefix: cfg.Prefix, IndexShards: cfg.IndexShards, Worker: -1, env: env})
+	if vs == nil {
+		t.Fatal("stress: the factory returned a nil Store")
+	}
+	if !cfg.KeepData {
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), cfg.Timeout)
+			defer cancel()
+			if err := vs.DeleteTokens(ctx); err != nil {
+				t.Errorf("stress: cleanup: DeleteTokens: %v", err)
+			}
+		})
+	}
+	start := time.Now()
+	toks, err := vs.Tokens(ctx)
+	if err != nil {
+		t.Fatalf("stress: verification: Tokens: %v", err)
+	}
+	rep, err := vs.Check(ctx)
+	if err != nil {
+		t.Fatalf("stress: verification: Check: %v", err)
+	}
+	problems := verify(cfg, results, toks, rep)
+	problems = append(problems, verifyDeleted(ctx, cfg, vs)...)
+	sum.Verify = time.Since(start)
+
+	t.Logf("stress summary (prefix %s):\n%s\ncheck: %s", cfg.Prefix, sum, rep)
+	for _, r := range results {
+		if r != nil && r.ErrorCount > 0 {
+			t.Errorf("stress: worker %d reported %d unexpected errors or inconsistencies; the first ones:\n%s", r.Worker, r.ErrorCount, strings.Join(r.Errors, "\n"))
+		}
+	}
+	if sum.Conflicts > 0 && !cfg.AllowConflicts {
+		t.Errorf("stress: %d operations failed with tokenstore.ErrConflict (set Config.AllowConflicts to tolerate them)", sum.Conflicts)
+	}
+	if len(problems) > 0 {
+		shown := problems[:min(len(problems), maxProblems)]
+		t.Errorf("stress: verification found %d problems:\n%s", len(problems), strings.Join(shown, "\n"))
+	}
+	return sum
+}
+
+// spawn runs the children and returns their results (nil for a child that
+// wrote none) and the wall time from the first start to the last exit.
+func spawn(ctx context.Context, t *testing.T, cfg Config, env map[string]string, dir string) ([]*childResult, time.Duration) {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		exe = os.Args[0]
+	}
+	base := childEnv(os.Environ(), env)
+	base = append(base,
+		envRole+"=child",
+		envTest+"="+t.Name(),
+		envDir+"="+dir,
+		envConfig+"="+encodeChildConfig(cfg),
+		envPrefix+"="+cfg.Prefix,
+	)
+	args := []string{
+		"-test.run=" + runPattern(t.Name()),
+		"-test.count=1",
+		"-test.v=true",
+		"-test.timeout=" + (cfg.Timeout + time.Minute).String(),
+	}
+	outs := make([]bytes.Buffer, cfg.Processes)
+	errs := make([]error, cfg.Processes)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := range cfg.Processes {
+		cmd := exec.CommandContext(ctx, exe, args...)
+		cmd.Env = append(slices.Clone(base), envWorker+"="+strconv.Itoa(w))
+		cmd.Stdout, cmd.Stderr = &outs[w], &outs[w]
+		cmd.WaitDelay = 10 * time.Second
+		if err := cmd.Start(); err != nil {
+			abort(dir, fmt.Sprintf("the parent could not start worker %d", w))
+			errs[w] = err
+			continue
+		}
+		wg.Go(func() {
+			errs[w] = cmd.Wait()
+			if errs[w] != nil {
+				abort(dir, fmt.Sprintf("worker %d exited: %v", w, errs[w]))
+			}
+		})
+	}
+	wg.Wait()
+	total := time.Since(start)
+
+	results := make([]*childResult, cfg.Processes)
+	for w := range cfg.Processes {
+		r, err := readResult(dir, w)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("stress: %v", err)
+		}
+		results[w] = r
+		out := strings.TrimSpace(outs[w].String())
+		switch {
+		case errs[w] != nil:
+			if ctx.Err() != nil {
+				t.Errorf("stress: worker %d killed after the timeout of %v: %v\n%s", w, cfg.Timeout, errs[w], out)
+			} else {
+				t.Errorf("stress: worker %d failed: %v\n%s", w, errs[w], out)
+			}
+		case r == nil:
+			t.Errorf("stress: worker %d exited without a result\n%s", w, out)
+		case testing.Verbose():
+			t.Logf("stress: worker %d output:\n%s", w, out)
+		}
+	}
+	return results, total
+}
+
+// childEnv returns the parent's environment without this package's
+// variables and those of extra, followed by extra, sorted by key.
+func childEnv(environ []string, extra map[string]string) []string {
+	var out []string
+	for _, kv := range environ {
+		k, _, _ := strings.Cut(kv, "=")
+		if _, overridden := extra[k]; overridden || strings.HasPrefix(k, "CLOUDTOKENS_STRESS_") {
+			continue
+		}
+		out = append(out, kv)
+	}
+	keys := make([]string, 0, len(extra))
+	for k := range extra {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		out = append(out, k+"="+extra[k])
+	}
+	return out
+}
+
+// runPattern returns the -test.run pattern that selects exactly the test
+// (or subtest) name.
+func runPattern(name string) string {
+	parts := strings.Split(name, "/")
+	for i, p := range parts {
+		parts[i] = "^" + regexp.QuoteMeta(p) + "$"
+	}
+	return strings.Join(parts, "/")
+}
+
+// verify compares the store's final state (its token listing and its
+// Check report) with what the children did and returns the problems.
+func verify(cfg Config, results []*childResult, toks []*tokenstore.Token, rep *casstore.Report) []string {
+	var problems []string
+	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	var done []*childResult
+	for w, r := range results {
+		switch {
+		case r == nil:
+			add("worker %d reported no result", w)
+		case !r.Done:
+			add("worker %d did not finish the workload", w)
+		}
+		if r != nil && len(r.SavedID) == cfg.Users {
+			done = append(done, r)
+		}
+	}
+
+	// Every process must have seen the same token for a user.
+	agreed := make([]string, cfg.Users)
+	for u := range cfg.Users {
+		var ids []string
+		for _, r := range done {
+			for _, id := range []string{r.SavedID[u], r.FoundID[u], r.RefreshedID[u]} {
+				if id != "" && !slices.Contains(ids, id) {
+					ids = append(ids, id)
+				}
+			}
+		}
+		switch len(ids) {
+		case 0:
+			add("user %d: no process saved or found it", u)
+		case 1:
+			agreed[u] = ids[0]
+		default:
+			slices.Sort(ids)
+			add("user %d: the processes saw %d different tokens %v (a duplicate, or a token lost and saved again)", u, len(ids), ids)
+		}
+	}
+
+	// Exactly one DeleteToken per deleted user succeeded.
+	deletes, deletedUsers := 0, 0
+	for u := range cfg.Users {
+		if !cfg.deleted(u) {
+			continue
+		}
+		deletedUsers++
+		n := 0
+		for _, r := range done {
+			if r.Deleted[u] {
+				n++
+			}
+		}
+		deletes += n
+		if n != 1 {
+			add("user %d: %d DeleteToken calls succeeded, want exactly 1", u, n)
+		}
+	}
+	if deletes != deletedUsers {
+		add("%d DeleteToken calls succeeded for %d deleted users", deletes, deletedUsers)
+	}
+
+	// One token per surviving user, none for a deleted one, holding what
+	// the last successful saves wrote.
+	byUser := map[int][]*tokenstore.Token{}
+	for _, tok := range toks {
+		u, ok := userOf(tok.UserName)
+		if !ok || u >= cfg.Users {
+			add("token %s has user name %q, which is none of the run's", tok.ID, tok.UserName)
+			continue
+		}
+		byUser[u] = append(byUser[u], tok)
+	}
+	survivors := 0
+	for u := range cfg.Users {
+		ts := byUser[u]
+		ids := make([]string, len(ts))
+		for i, tok := range ts {
+			ids[i] = tok.ID
+		}
+		if cfg.deleted(u) {
+			if len(ts) > 0 {
+				add("user %d was deleted but Tokens lists %v", u, ids)
+			}
+			continue
+		}
+		survivors++
+		switch {
+		case len(ts) == 0:
+			add("user %d lost: Tokens lists no token for it", u)
+			continue
+		case len(ts) > 1:
+			add("user %d duplicated: Tokens lists %d tokens %v", u, len(ts), ids)
+			continue
+		}
+		tok := ts[0]
+		if agreed[u] != "" && tok.ID != agreed[u] {
+			add("user %d: Tokens lists token %s, the processes saw %s", u, tok.ID, agreed[u])
+		}
+		if want := lastWrites(done, u); !slices.Contains(want, tok.AccessToken) {
+			add("user %d: token %s has an access token that none of the %d last successful saves wrote", u, tok.ID, len(want))
+		}
+		if cfg.hasRefresh(u) && (tok.RefreshToken != refreshTokenOf(u) || tok.ClientID != clientID || tok.ClientSecret != clientSecret) {
+			add("user %d: token %s lost its refresh token or client", u, tok.ID)
+		}
+	}
+	if len(toks) != survivors {
+		add("Tokens lists %d tokens, want %d (one per surviving user)", len(toks), survivors)
+	}
+
+	switch {
+	case rep == nil:
+		add("no Check report")
+	case !rep.OK():
+		add("Check: the index does not match the documents: %s", rep)
+	case rep.Tokens != survivors:
+		add("Check found %d token documents, want %d", rep.Tokens, survivors)
+	}
+	return problems
+}
+
+// lastWrites returns the access tokens that the successful saves of the
+// last phase with any successful save of user u wrote: any of them may be
+// the final value, nothing else may.
+func lastWrites(results []*childResult, u int) []string {
+	var out []string
+	for phase := 3; phase >= 1 && len(out) == 0; phase -= 2 {
+		for _, r := range results {
+			if r.AccessPhase[u] == phase {
+				out = append(out, r.Access[u])
+			}
+		}
+	}
+	return out
+}
+
+// verifyDeleted checks that no lookup finds a deleted user.
+func verifyDeleted(ctx context.Context, cfg Config, st Store) []string {
+	var problems []string
+	for u := range cfg.Users {
+		if !cfg.deleted(u) {
+			continue
+		}
+		queries := []*tokenstore.Token{{UserName: userName(u)}}
+		if cfg.hasRefresh(u) {
+			queries = append(queries, &tokenstore.Token{ClientID: clientID, ClientSecret: clientSecret, RefreshToken: refreshTokenOf(u)})
+		}
+		for _, q := range queries {
+			rule, _ := tokenstore.QueryRuleOf(q)
+			tok, err := st.FindToken(ctx, q)
+			switch {
+			case err == nil:
+				problems = append(problems, fmt.Sprintf("user %d was deleted but FindToken by %s finds token %s", u, rule, tok.ID))
+			case !errors.Is(err, tokenstore.ErrNotFound):
+				problems = append(problems, fmt.Sprintf("user %d: FindToken by %s: %v", u, rule, err))
+			}
+		}
+	}
+	return problems
+}

@@ -1,0 +1,251 @@
+package vault
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/cloudtokens/cloudtokens/tokenstore"
+	"github.com/cloudtokens/cloudtokens/tokenstore/casstore"
+	"github.com/hashicorp/vault/api"
+)
+
+// Defaults of the options.
+const (
+	// DefaultMount is the KV v2 mount used without WithMount: the "secret/"
+	// mount of a dev server and of many installations.
+	DefaultMount = "secret"
+	// DefaultMaxVersions is the max_versions set on every entry the store
+	// creates. Each version of a token entry holds the token's secrets, so
+	// old versions are old access and refresh tokens: keeping five is
+	// enough to inspect or roll back a bad write, and bounds how many
+	// superseded secrets stay readable (Vault's own default is 10).
+	DefaultMaxVersions = 5
+	// DefaultReadWorkers bounds the parallel reads of Tokens and Check
+	// (Vault has no batch read): 8 requests in flight.
+	DefaultReadWorkers = 8
+)
+
+// The errors of this package. Test them with errors.Is; messages carry
+// paths and HTTP status, never token values.
+var (
+	// ErrInvalidPrefix: a mount path or prefix that is empty, too long,
+	// starts with "/", has an empty, "." or ".." segment, or a character
+	// outside [A-Za-z0-9._-].
+	ErrInvalidPrefix = errors.New("vault: invalid mount path or prefix")
+	// ErrInvalidOption: an option out of range, or a nil client.
+	ErrInvalidOption = errors.New("vault: invalid option")
+	// ErrNotKVv2: the mount is not a KV version 2 secrets engine (a KV v1
+	// mount has no check-and-set, so it cannot hold a store). New returns
+	// it inside a *MountError.
+	ErrNotKVv2 = errors.New("vault: mount is not a KV version 2 secrets engine")
+	// ErrMountNotFound: nothing is mounted at the mount path. New returns
+	// it inside a *MountError.
+	ErrMountNotFound = errors.New("vault: no secrets engine at the mount path")
+	// ErrPermissionDenied: Vault answered 403: the token is invalid or
+	// expired, or its policies do not grant the capability on the path.
+	// It is never reported as tokenstore.ErrNotFound.
+	ErrPermissionDenied = errors.New("vault: permission denied")
+)
+
+// MountError is the error of New for a mount that cannot hold a store. It
+// wraps ErrNotKVv2 or ErrMountNotFound (and ErrPermissionDenied when the
+// token may not read the mount's configuration) and the Vault error.
+type MountError struct {
+	// Mount is the mount path as configured, without a trailing "/".
+	Mount string
+	// Type is the secrets engine type Vault reported ("kv", "generic",
+	// "transit", ...), or "" when unknown.
+	Type string
+	// Version is the KV version ("1", "2") Vault reported, or "".
+	Version string
+	// Err is ErrNotKVv2 or ErrMountNotFound.
+	Err error
+	// Cause is the underlying Vault error, if any.
+	Cause error
+	// Detail explains the problem.
+	Detail string
+}
+
+func (e *MountError) Error() string {
+	msg := fmt.Sprintf("%v: mount %q", e.Err, e.Mount)
+	if e.Detail != "" {
+		msg += ": " + e.Detail
+	}
+	return msg
+}
+
+// Unwrap returns Err and Cause.
+func (e *MountError) Unwrap() []error {
+	if e.Cause == nil {
+		return []error{e.Err}
+	}
+	return []error{e.Err, e.Cause}
+}
+
+// Store is a tokenstore.Store and tokenstore.Leaser on a Vault KV v2
+// mount. It is the casstore engine (embedded: FindToken, SaveToken,
+// Check, AcquireLease, ...) on a Backend. It is safe for concurrent use.
+type Store struct {
+	*casstore.Store
+	backend *Backend
+}
+
+var (
+	_ tokenstore.Store  = (*Store)(nil)
+	_ tokenstore.Leaser = (*Store)(nil)
+)
+
+// Backend returns the store's Backend: the casstore.Backend and
+// casstore.Lister on Vault that the engine uses.
+func (s *Store) Backend() *Backend { return s.backend }
+
+// Option configures New.
+type Option func(*config)
+
+type config struct {
+	mount       string
+	softDelete  bool
+	maxVersions int
+	readWorkers int
+	engine      casstore.Options
+	errs        []error
+}
+
+func (c *config) fail(format string, args ...any) {
+	c.errs = append(c.errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidOption}, args...)...))
+}
+
+// WithIndexShards sets the number of index entries (default 1). Every
+// store sharing a mount and prefix must use the same number; about 100
+// tokens per shard leaves room (see package tokenstore/index).
+func WithIndexShards(n int) Option {
+	return func(c *config) {
+		if n < 1 {
+			c.fail("WithIndexShards(%d): need at least 1", n)
+		}
+		c.engine.IndexShards = n
+	}
+}
+
+// WithIndexCache keeps the index in memory and answers FindToken from it,
+// verifying every answer against the token entry it reads: a lookup then
+// costs 1 call instead of 2. Default false.
+func WithIndexCache(enabled bool) Option {
+	return func(c *config) { c.engine.CacheIndex = enabled }
+}
+
+// WithMaxAttempts bounds the check-and-set retries of one operation
+// (default 20) before tokenstore.ErrConflict.
+func WithMaxAttempts(n int) Option {
+	return func(c *config) {
+		if n < 1 {
+			c.fail("WithMaxAttempts(%d): need at least 1", n)
+		}
+		c.engine.MaxAttempts = n
+	}
+}
+
+// WithLogger sets the logger for warnings (corrupt entries, failed
+// cleanups); it never receives token values. Default slog.Default().
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) { c.engine.Logger = l }
+}
+
+// WithMount sets the path of the KV v2 mount (default "secret"); a
+// trailing "/" is ignored. New checks that it is a KV v2 mount.
+func WithMount(path string) Option {
+	return func(c *config) { c.mount = strings.TrimSuffix(path, "/") }
+}
+
+// WithSoftDelete makes DeleteToken keep the token's history: it writes a
+// deletion marker as a new version and soft-deletes that version, so the
+// earlier versions, which hold the token, stay readable with
+// "vault kv get -version=N" (up to max_versions of them). Without it,
+// DeleteToken deletes the entry's metadata and every version: nothing is
+// recoverable. A soft-deleted token is gone for the store (not found, not
+// listed, not indexed); recover it by reading an old version and saving
+// it as a new token.
+func WithSoftDelete() Option {
+	return func(c *config) { c.softDelete = true }
+}
+
+// WithMaxVersions sets max_versions on the metadata of every entry the
+// store creates (default DefaultMaxVersions, 5); 0 leaves the mount's
+// setting (Vault's default is 10) and saves one call per created entry.
+// Vault keeps the larger of the entry's and the mount's max_versions.
+func WithMaxVersions(n int) Option {
+	return func(c *config) {
+		if n < 0 {
+			c.fail("WithMaxVersions(%d): need 0 or more", n)
+		}
+		c.maxVersions = n
+	}
+}
+
+// WithReadWorkers bounds the parallel reads of Tokens, Check and the
+// access-token scan of FindToken (default DefaultReadWorkers, 8).
+func WithReadWorkers(n int) Option {
+	return func(c *config) {
+		if n < 1 {
+			c.fail("WithReadWorkers(%d): need at least 1", n)
+		}
+		c.readWorkers = n
+	}
+}
+
+// New returns a Store that keeps its tokens under prefix in the KV v2
+// mount (WithMount, default "secret") of the Vault server client talks
+// to. The client carries the address, the token of any auth method and
+// the namespace; New does not change it.
+//
+// New checks the mount with one call to sys/internal/ui/mounts/<mount>
+// (any token with access to the mount may read it): a KV v1 or other
+// engine gives a *MountError wrapping ErrNotKVv2. When that call is
+// denied, which Vault also answers for a mount that does not exist, New
+// asks sys/mounts/<mount>: a missing mount gives a *MountError wrapping
+// ErrMountNotFound (and ErrPermissionDenied if that too is denied).
+//
+// prefix is one or more "/"-separated segments of [A-Za-z0-9._-] (no
+// empty, "." or ".." segment); a bad prefix or mount gives
+// ErrInvalidPrefix, a bad option ErrInvalidOption.
+func New(ctx context.Context, client *api.Client, prefix string, opts ...Option) (*Store, error) {
+	c := &config{mount: DefaultMount, maxVersions: DefaultMaxVersions, readWorkers: DefaultReadWorkers}
+	for _, o := range opts {
+		o(c)
+	}
+	if client == nil {
+		c.errs = append(c.errs, fmt.Errorf("%w: nil *api.Client", ErrInvalidOption))
+	}
+	if err := validatePath("mount path", c.mount); err != nil {
+		c.errs = append(c.errs, err)
+	}
+	if err := validatePath("prefix", prefix); err != nil {
+		c.errs = append(c.errs, err)
+	}
+	if err := errors.Join(c.errs...); err != nil {
+		return nil, err
+	}
+	if c.engine.Logger == nil {
+		c.engine.Logger = slog.Default()
+	}
+	b := &Backend{
+		client:      client,
+		mount:       c.mount,
+		prefix:      prefix,
+		softDelete:  c.softDelete,
+		maxVersions: c.maxVersions,
+		readWorkers: c.readWorkers,
+		maxAttempts: c.engine.MaxAttempts,
+		logger:      c.engine.Logger,
+	}
+	if b.maxAttempts <= 0 {
+		b.maxAttempts = 20
+	}
+	if err := b.checkMount(ctx); err != nil {
+		return nil, err
+	}
+	return &Store{Store: casstore.New(b, c.engine), backend: b}, nil
+}
