@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -45,6 +46,7 @@ type backend struct {
 	tags         []types.Tag
 	recoveryDays *int64
 	forceDelete  bool
+	logger       *slog.Logger
 }
 
 var (
@@ -294,8 +296,14 @@ func countAttempts(n *atomic.Int32) func(*secretsmanager.Options) {
 	}
 }
 
-// Delete implements casstore.Backend with one DeleteSecret call, with the
-// configured recovery window or forced.
+// Delete implements casstore.Backend with DeleteSecret. With a recovery
+// window (the default) it is one call. Forced, it is two: AWS reports no
+// error when it force-deletes a secret that does not exist, so Delete
+// first schedules the deletion with the shortest window (7 days), which
+// fails for a missing or already deleted secret, and then deletes the
+// secret for good with ForceDeleteWithoutRecovery. That way, of two
+// concurrent deletes of one token exactly one succeeds, as the engine
+// expects.
 func (b *backend) Delete(ctx context.Context, name string) error {
 	id, err := b.secretID(name)
 	if err != nil {
@@ -303,10 +311,22 @@ func (b *backend) Delete(ctx context.Context, name string) error {
 	}
 	in := &secretsmanager.DeleteSecretInput{SecretId: aws.String(id), RecoveryWindowInDays: b.recoveryDays}
 	if b.forceDelete {
-		in.ForceDeleteWithoutRecovery = aws.Bool(true)
+		in.RecoveryWindowInDays = aws.Int64(7)
 	}
 	if _, err := b.c.DeleteSecret(ctx, in); err != nil {
 		return mapErr("delete", id, err)
+	}
+	if !b.forceDelete {
+		return nil
+	}
+	_, err = b.c.DeleteSecret(context.WithoutCancel(ctx), &secretsmanager.DeleteSecretInput{
+		SecretId:                   aws.String(id),
+		ForceDeleteWithoutRecovery: aws.Bool(true),
+	})
+	if err != nil {
+		// The secret is deleted for every reader already; it lingers in
+		// the 7-day window instead of going at once.
+		b.logger.WarnContext(ctx, "cloudtokens: secret scheduled for deletion but not force-deleted", "secret", id, "error", err)
 	}
 	return nil
 }

@@ -28,7 +28,7 @@ type config struct {
 func WithIndexShards(n int) Option {
 	return func(c *config) error {
 		if n < 1 || n > MaxIndexShards {
-			return fmt.Errorf("%w: WithIndexShards(%d): must be 1 to %d", ErrInvalidOption, n, MaxIndexShards)
+			return fmt.Errorf("%w: WithIndexShards(%d): must be 1 to %d", ErrInvalidConfig, n, MaxIndexShards)
 		}
 		c.indexShards = n
 		return nil
@@ -53,7 +53,7 @@ func WithIndexCache(enabled bool) Option {
 func WithMaxAttempts(n int) Option {
 	return func(c *config) error {
 		if n < 1 {
-			return fmt.Errorf("%w: WithMaxAttempts(%d): must be at least 1", ErrInvalidOption, n)
+			return fmt.Errorf("%w: WithMaxAttempts(%d): must be at least 1", ErrInvalidConfig, n)
 		}
 		c.maxAttempts = n
 		return nil
@@ -65,7 +65,7 @@ func WithMaxAttempts(n int) Option {
 func WithLogger(l *slog.Logger) Option {
 	return func(c *config) error {
 		if l == nil {
-			return fmt.Errorf("%w: WithLogger(nil)", ErrInvalidOption)
+			return fmt.Errorf("%w: WithLogger(nil)", ErrInvalidConfig)
 		}
 		c.logger = l
 		return nil
@@ -78,7 +78,7 @@ func WithLogger(l *slog.Logger) Option {
 func WithKMSKeyID(id string) Option {
 	return func(c *config) error {
 		if id == "" {
-			return fmt.Errorf("%w: WithKMSKeyID(\"\")", ErrInvalidOption)
+			return fmt.Errorf("%w: WithKMSKeyID(\"\")", ErrInvalidConfig)
 		}
 		c.kmsKeyID = id
 		return nil
@@ -92,16 +92,16 @@ func WithKMSKeyID(id string) Option {
 func WithTags(tags map[string]string) Option {
 	return func(c *config) error {
 		if len(tags) > 50 {
-			return fmt.Errorf("%w: WithTags: %d tags, AWS allows 50", ErrInvalidOption, len(tags))
+			return fmt.Errorf("%w: WithTags: %d tags, AWS allows 50", ErrInvalidConfig, len(tags))
 		}
 		for _, k := range slices.Sorted(maps.Keys(tags)) {
 			switch v := tags[k]; {
 			case k == "" || len(k) > 128:
-				return fmt.Errorf("%w: WithTags: tag key %q must be 1 to 128 characters", ErrInvalidOption, k)
+				return fmt.Errorf("%w: WithTags: tag key %q must be 1 to 128 characters", ErrInvalidConfig, k)
 			case len(v) > 256:
-				return fmt.Errorf("%w: WithTags: value of tag %q is longer than 256 characters", ErrInvalidOption, k)
+				return fmt.Errorf("%w: WithTags: value of tag %q is longer than 256 characters", ErrInvalidConfig, k)
 			case len(k) >= 4 && k[:4] == "aws:":
-				return fmt.Errorf("%w: WithTags: tag key %q uses the reserved prefix \"aws:\"", ErrInvalidOption, k)
+				return fmt.Errorf("%w: WithTags: tag key %q uses the reserved prefix \"aws:\"", ErrInvalidConfig, k)
 			}
 		}
 		if c.tags == nil {
@@ -121,7 +121,7 @@ func WithTags(tags map[string]string) Option {
 func WithRecoveryWindow(days int) Option {
 	return func(c *config) error {
 		if days < 7 || days > 30 {
-			return fmt.Errorf("%w: WithRecoveryWindow(%d): AWS accepts 7 to 30 days", ErrInvalidOption, days)
+			return fmt.Errorf("%w: WithRecoveryWindow(%d): AWS accepts 7 to 30 days", ErrInvalidConfig, days)
 		}
 		c.recoveryDays = days
 		return nil
@@ -129,10 +129,11 @@ func WithRecoveryWindow(days int) Option {
 }
 
 // WithForceDelete deletes token secrets at once, without a recovery
-// window (ForceDeleteWithoutRecovery). AWS then reports no error for a
-// secret that is already gone, so of two processes deleting the same
-// token at the same moment both succeed; DeleteToken of an unknown ID
-// still returns tokenstore.ErrNotFound, because it reads the token first.
+// window (ForceDeleteWithoutRecovery). A delete then costs two
+// DeleteSecret calls instead of one: AWS reports no error when it
+// force-deletes a missing secret, so the store first schedules the
+// deletion (which fails for a missing secret: tokenstore.ErrNotFound, and
+// exactly one of two concurrent deletes succeeds) and then forces it.
 func WithForceDelete() Option {
 	return func(c *config) error {
 		c.forceDelete = true

@@ -33,13 +33,12 @@ const (
 )
 
 var (
-	// ErrInvalidPrefix: New was given a prefix that cannot name AWS
-	// secrets (see New). It is a configuration error, distinct from the
-	// tokenstore sentinels.
-	ErrInvalidPrefix = errors.New("awssm: invalid prefix")
-	// ErrInvalidOption: New was given an invalid option value or
-	// conflicting options.
-	ErrInvalidOption = errors.New("awssm: invalid option")
+	// ErrInvalidConfig: New was given a nil client, an invalid prefix, an
+	// invalid option value or conflicting options.
+	ErrInvalidConfig = errors.New("awssm: invalid configuration")
+	// ErrInvalidPrefix: the prefix cannot name AWS secrets (see New). It
+	// wraps ErrInvalidConfig.
+	ErrInvalidPrefix = fmt.Errorf("%w: invalid prefix", ErrInvalidConfig)
 )
 
 // Store is a tokenstore.Store and tokenstore.Leaser on AWS Secrets
@@ -66,7 +65,7 @@ var (
 // credential, region, endpoint and retry setting applies. The prefix is
 // required: 1 to MaxPrefixLength characters of [A-Za-z0-9/_+=.@-], not
 // starting or ending with "/", without "//"; otherwise New returns
-// ErrInvalidPrefix. Invalid options give ErrInvalidOption.
+// ErrInvalidPrefix. Invalid options give ErrInvalidConfig.
 //
 // New makes no API call: the first secret is created by the first save.
 func New(ctx context.Context, client *secretsmanager.Client, prefix string, opts ...Option) (*Store, error) {
@@ -74,7 +73,7 @@ func New(ctx context.Context, client *secretsmanager.Client, prefix string, opts
 		return nil, err
 	}
 	if client == nil {
-		return nil, fmt.Errorf("%w: nil *secretsmanager.Client", ErrInvalidOption)
+		return nil, fmt.Errorf("%w: nil *secretsmanager.Client", ErrInvalidConfig)
 	}
 	if err := validatePrefix(prefix); err != nil {
 		return nil, err
@@ -82,14 +81,14 @@ func New(ctx context.Context, client *secretsmanager.Client, prefix string, opts
 	c := config{}
 	for _, o := range opts {
 		if o == nil {
-			return nil, fmt.Errorf("%w: nil Option", ErrInvalidOption)
+			return nil, fmt.Errorf("%w: nil Option", ErrInvalidConfig)
 		}
 		if err := o(&c); err != nil {
 			return nil, err
 		}
 	}
 	if c.forceDelete && c.recoveryDays != 0 {
-		return nil, fmt.Errorf("%w: WithForceDelete and WithRecoveryWindow exclude each other", ErrInvalidOption)
+		return nil, fmt.Errorf("%w: WithForceDelete and WithRecoveryWindow exclude each other", ErrInvalidConfig)
 	}
 	b := &backend{
 		c:           client,
@@ -109,6 +108,7 @@ func New(ctx context.Context, client *secretsmanager.Client, prefix string, opts
 	if logger == nil {
 		logger = slog.Default()
 	}
+	b.logger = logger
 	return &Store{
 		Store: casstore.New(b, casstore.Options{
 			IndexShards: c.indexShards,

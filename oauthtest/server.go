@@ -26,7 +26,6 @@ package oauthtest
 
 import (
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
@@ -594,10 +593,4 @@ func randomHex(n int) string {
 		panic("oauthtest: crypto/rand: " + err.Error())
 	}
 	return hex.EncodeToString(b)
-}
-
-// basicAuth is the value of an Authorization header for HTTP Basic
-// authentication with form-encoded credentials; used by the tests.
-func basicAuth(id, secret string) string {
-	return "Basic " + base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(id)+":"+url.QueryEscape(secret)))
 }

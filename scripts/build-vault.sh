@@ -38,7 +38,7 @@ if ! fresh; then
 		start=$(date +%s)
 		tmp="$outdir/vault.tmp.$$"
 		trap 'rm -f "$tmp"' EXIT
-		(cd "$tooldir" && go build -mod=readonly -trimpath -ldflags "-s -w" -o "$tmp" .)
+		(cd "$tooldir" && go build -mod=readonly -buildvcs=false -trimpath -ldflags "-s -w" -o "$tmp" .)
 		"$tmp" version >&2
 		mv -f "$tmp" "$bin"
 		printf '%s' "$key" >"$outdir/vault.key"

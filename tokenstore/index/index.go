@@ -35,10 +35,10 @@
 // # Capacity
 //
 // A token with a 20-byte user name, a 35-byte client ID, a grant and a
-// refresh token takes about 250 bytes, so one 65,536-byte shard holds
-// about 260 such tokens (measured by TestCapacity). A store with N tokens
-// needs at least N/260 shards; N/160 leaves room for uneven routing (10,000
-// tokens: 64 shards). Encode fails with ErrShardFull rather than write a
+// refresh token takes about 215 bytes, so one 65,536-byte shard holds
+// about 300 such tokens (measured by TestCapacity: 307). A store with N
+// tokens needs at least N/300 shards; N/200 leaves room for uneven routing
+// (10,000 tokens: 64 shards). Encode fails with ErrShardFull rather than write a
 // larger document.
 package index
 
@@ -180,57 +180,57 @@ type shardJSON struct {
 // MarshalJSON implements json.Marshaler.
 func (s *Shard) MarshalJSON() ([]byte, error) {
 	out := shardJSON{Format: s.Format, Shard: s.Shard, Shards: s.Shards, Records: []record{}}
-	open := map[[2]string][]int{} // (id, client) -> indexes of its records
+	open := map[string][]int{} // token id -> indexes of its records
 	for _, e := range s.Entries {
-		k := [2]string{e.ID, e.ClientID}
-		if e.Kind == KindID {
-			k[1] = "" // the ID entry has no client
-		}
 		placed := false
-		for _, i := range open[k] {
+		for _, i := range open[e.ID] {
 			if r := &out.Records[i]; r.set(e) {
 				placed = true
 				break
 			}
 		}
 		if !placed {
-			r := record{ID: e.ID, ClientID: k[1]}
+			r := record{ID: e.ID}
 			if !r.set(e) {
 				return nil, fmt.Errorf("index: unknown key kind %q", e.Kind)
 			}
-			open[k] = append(open[k], len(out.Records))
+			open[e.ID] = append(open[e.ID], len(out.Records))
 			out.Records = append(out.Records, r)
 		}
 	}
 	return json.Marshal(out)
 }
 
-// set stores e in r if r has no key of that kind yet.
+// set stores e in r if r has no key of that kind yet and, for a scoped
+// key, r's client is e's (a record with no scoped key yet adopts it).
 func (r *record) set(e Entry) bool {
-	switch e.Kind {
-	case KindID:
-		if r.Listed != 0 || (r.ClientID != "" && r.User+r.Grant+r.Refresh == "") {
+	if e.Kind == KindID {
+		if r.Listed != 0 {
 			return false
 		}
 		r.Listed = 1
+		return true
+	}
+	var slot *string
+	switch e.Kind {
 	case KindUser:
-		if r.User != "" || r.ClientID != e.ClientID {
-			return false
-		}
-		r.User = e.Value
+		slot = &r.User
 	case KindGrant:
-		if r.Grant != "" || r.ClientID != e.ClientID {
-			return false
-		}
-		r.Grant = e.Value
+		slot = &r.Grant
 	case KindRefresh:
-		if r.Refresh != "" || r.ClientID != e.ClientID {
-			return false
-		}
-		r.Refresh = e.Value
+		slot = &r.Refresh
 	default:
 		return false
 	}
+	if *slot != "" {
+		return false
+	}
+	if r.User+r.Grant+r.Refresh == "" {
+		r.ClientID = e.ClientID
+	} else if r.ClientID != e.ClientID {
+		return false
+	}
+	*slot = e.Value
 	return true
 }
 

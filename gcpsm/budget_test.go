@@ -1,0 +1,220 @@
+package gcpsm_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cloudtokens/cloudtokens/gcpsm"
+	"github.com/cloudtokens/cloudtokens/tokenstore"
+)
+
+// want is an expected call count per RPC.
+type want map[string]int
+
+const (
+	access  = "AccessSecretVersion"
+	get     = "GetSecret"
+	add     = "AddSecretVersion"
+	update  = "UpdateSecret"
+	destroy = "DestroySecretVersion"
+	create  = "CreateSecret"
+	del     = "DeleteSecret"
+	list    = "ListSecrets"
+)
+
+// casUpdate is the cost of one compare-and-swap Update of a document.
+func casUpdate() want { return want{get: 1, add: 1, update: 1, destroy: 1} }
+
+func plus(ws ...want) want {
+	out := want{}
+	for _, w := range ws {
+		for k, v := range w {
+			out[k] += v
+		}
+	}
+	return out
+}
+
+func countsOf(calls []call) want {
+	out := want{}
+	for _, c := range calls {
+		out[c.Method]++
+	}
+	return out
+}
+
+func total(w want) int {
+	n := 0
+	for _, v := range w {
+		n += v
+	}
+	return n
+}
+
+// TestCallBudgets measures every operation at the transport and asserts
+// its exact cost; the README table is this test's log (go test -v -run
+// TestCallBudgets).
+func TestCallBudgets(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	prefix := newPrefix()
+	s := e.store(t, prefix)
+
+	var table []string
+	measure := func(op string, expect want, fn func() error) []call {
+		t.Helper()
+		e.rec.take()
+		if err := fn(); err != nil {
+			t.Fatalf("%s: %v", op, err)
+		}
+		calls := e.rec.take()
+		got := countsOf(calls)
+		if !maps.Equal(got, expect) {
+			t.Errorf("%s: calls = {%s}, want %v", op, summary(calls), expect)
+		}
+		table = append(table, fmt.Sprintf("| %s | %d | %s |", op, len(calls), summary(calls)))
+		return calls
+	}
+
+	alice, bob := tok("alice"), tok("bob")
+	measure("SaveToken new, first token of the store (creates the index secret)",
+		want{access: 2, create: 2, add: 2, update: 2},
+		func() error { return s.SaveToken(ctx, alice) })
+	measure("SaveToken new", plus(want{access: 2, create: 1, add: 1, update: 1}, casUpdate()),
+		func() error { return s.SaveToken(ctx, bob) })
+
+	calls := measure("FindTokenByID", want{access: 1}, func() error {
+		_, err := s.FindTokenByID(ctx, alice.ID)
+		return err
+	})
+	if calls[0].Resource != secretPath(s.SecretID(alice.ID))+"/versions/"+gcpsm.CurrentAlias {
+		t.Errorf("FindTokenByID accessed %s", calls[0].Resource)
+	}
+	queries := []struct {
+		op string
+		q  *tokenstore.Token
+	}{
+		{"FindToken by user name (cold)", &tokenstore.Token{UserName: "alice"}},
+		{"FindToken by grant token (cold)", &tokenstore.Token{ClientID: "client-1", ClientSecret: "x", GrantToken: alice.GrantToken}},
+		{"FindToken by refresh token (cold)", &tokenstore.Token{ClientID: "client-1", ClientSecret: "x", RefreshToken: alice.RefreshToken}},
+	}
+	for _, q := range queries {
+		measure(q.op, want{access: 2}, func() error {
+			got, err := s.FindToken(ctx, q.q)
+			if err == nil && got.ID != alice.ID {
+				err = fmt.Errorf("found %s, want %s", got.ID, alice.ID)
+			}
+			return err
+		})
+	}
+	measure("FindToken by access token (scan: index + every token)", want{access: 3}, func() error {
+		_, err := s.FindToken(ctx, &tokenstore.Token{AccessToken: bob.AccessToken})
+		return err
+	})
+
+	// A warm, verified index cache answers from memory and reads the token.
+	cached := e.store(t, prefix, gcpsm.WithIndexCache(true))
+	measure("FindToken by user name, cache enabled, first lookup", want{access: 2}, func() error {
+		_, err := cached.FindToken(ctx, &tokenstore.Token{UserName: "bob"})
+		return err
+	})
+	measure("FindToken by user name (warm cache)", want{access: 1}, func() error {
+		_, err := cached.FindToken(ctx, &tokenstore.Token{UserName: "alice"})
+		return err
+	})
+	measure("FindToken by refresh token (warm cache)", want{access: 1}, func() error {
+		_, err := cached.FindToken(ctx, &tokenstore.Token{ClientID: "client-1", ClientSecret: "x", RefreshToken: bob.RefreshToken})
+		return err
+	})
+
+	// A refresh writes the token's own secret and nothing else.
+	refresh := &tokenstore.Token{ID: alice.ID, AccessToken: "access-VALUE-new", Expiry: time.Now().Add(2 * time.Hour)}
+	calls = measure("SaveToken refresh (new access token and expiry, by ID)", plus(want{access: 1}, casUpdate()),
+		func() error { return s.SaveToken(ctx, refresh) })
+	own := secretPath(s.SecretID(alice.ID))
+	for _, c := range calls {
+		if !strings.HasPrefix(c.Resource, own) {
+			t.Errorf("refresh touched %s (%s), want only %s", c.Resource, c.Method, own)
+		}
+	}
+	measure("SaveToken refresh by user name (no ID)", plus(want{access: 2}, casUpdate()), func() error {
+		return s.SaveToken(ctx, &tokenstore.Token{UserName: "alice", AccessToken: "access-VALUE-newer"})
+	})
+	measure("SaveToken rotating the refresh token (index changes)",
+		plus(want{access: 3}, casUpdate(), casUpdate(), casUpdate()), func() error {
+			return s.SaveToken(ctx, &tokenstore.Token{ID: alice.ID, RefreshToken: "refresh-VALUE-rotated"})
+		})
+	measure("Tokens (2 tokens)", want{access: 3}, func() error {
+		all, err := s.Tokens(ctx)
+		if err == nil && len(all) != 2 {
+			err = fmt.Errorf("%d tokens", len(all))
+		}
+		return err
+	})
+	measure("AcquireLease", plus(want{access: 1}, casUpdate()), func() error {
+		ok, err := s.AcquireLease(ctx, bob.ID, "holder-1", time.Minute)
+		if err == nil && !ok {
+			err = errors.New("lease not acquired")
+		}
+		return err
+	})
+	measure("ReleaseLease", plus(want{access: 1}, casUpdate()), func() error {
+		return s.ReleaseLease(ctx, bob.ID, "holder-1")
+	})
+	measure("Check (2 tokens)", want{list: 1, access: 3}, func() error {
+		r, err := s.Check(ctx)
+		if err == nil && (!r.OK() || r.Tokens != 2) {
+			err = fmt.Errorf("check: %v", r)
+		}
+		return err
+	})
+	measure("DeleteToken", plus(want{access: 2, del: 1}, casUpdate()), func() error {
+		return s.DeleteToken(ctx, bob.ID)
+	})
+	measure("DeleteTokens (1 token)", plus(want{access: 2, del: 1}, casUpdate()), func() error {
+		return s.DeleteTokens(ctx)
+	})
+
+	t.Log("measured calls per operation:\n| Operation | Calls | RPCs |\n|---|---|---|\n" + strings.Join(table, "\n"))
+}
+
+// TestTokensParallelBounded checks that Tokens reads the token secrets in
+// parallel, never with more calls in flight than WithReadWorkers allows.
+func TestTokensParallelBounded(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	const workers, n = 4, 24
+	s := e.store(t, newPrefix(), gcpsm.WithReadWorkers(workers))
+	for i := range n {
+		if err := s.SaveToken(ctx, tok(fmt.Sprintf("user-%02d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.rec.accessDelay.Store(int64(20 * time.Millisecond))
+	e.rec.take()
+	e.rec.resetPeak()
+	all, err := s.Tokens(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != n {
+		t.Fatalf("Tokens returned %d tokens, want %d", len(all), n)
+	}
+	calls := e.rec.take()
+	if got := countsOf(calls); !maps.Equal(got, want{access: 1 + n}) {
+		t.Errorf("Tokens: calls {%s}, want %d AccessSecretVersion", summary(calls), 1+n)
+	}
+	peak := e.rec.peak(access)
+	t.Logf("Tokens over %d tokens: %d calls, peak %d in flight (bound %d)", n, len(calls), peak, workers)
+	if peak > workers {
+		t.Errorf("peak concurrency %d exceeds the bound %d", peak, workers)
+	}
+	if peak < 2 {
+		t.Errorf("peak concurrency %d: the reads did not run in parallel", peak)
+	}
+}
