@@ -57,7 +57,7 @@ func TestDocumentWireFormat(t *testing.T) {
 	want := map[string]any{
 		"format": 1.0, "id": "abc123", "user_name": "Zoë@example.com", "client_id": "1000.CID",
 		"client_secret": "cs", "refresh_token": "rt", "access_token": "at", "grant_token": "gt",
-		"expiry_time": float64(time.Date(2030, 1, 2, 3, 4, 5, 678_000_000, time.UTC).UnixMilli()),
+		"expiry_time":  float64(time.Date(2030, 1, 2, 3, 4, 5, 678_000_000, time.UTC).UnixMilli()),
 		"redirect_url": "https://app.example.com/cb", "api_domain": "https://www.zohoapis.com",
 	}
 	if len(m) != len(want) {

@@ -45,6 +45,8 @@ type childResult struct {
 	Errors []string
 	// ErrorCount counts every unexpected error and inconsistency.
 	ErrorCount int
+	// Conflicts holds the first ErrConflict errors.
+	Conflicts []string
 
 	// Per user (index = user number):
 	// SavedID is the ID the phase-1 save returned ("" if it failed).
@@ -112,6 +114,9 @@ func (r *childResult) record(op string, d time.Duration, err error, notFoundOK b
 		}
 	case errors.Is(err, tokenstore.ErrConflict):
 		rec.Conflict++
+		if len(r.Conflicts) < maxErrors {
+			r.Conflicts = append(r.Conflicts, fmt.Sprintf("%s: %v", op, err))
+		}
 		return true
 	default:
 		rec.Failed++

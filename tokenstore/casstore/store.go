@@ -39,7 +39,7 @@ type Store struct {
 	b    Backend
 	opts Options
 
-	shardMu []sync.Mutex // serialises this process's writes to each shard
+	shardMu []sync.Mutex   // serialises this process's writes to each shard
 	saveMu  [64]sync.Mutex // serialises this process's saves of one key (striped)
 
 	cacheMu sync.Mutex

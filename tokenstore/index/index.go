@@ -397,4 +397,3 @@ func (s *Shard) Listed() []string {
 	}
 	return ids
 }
-
