@@ -409,7 +409,14 @@ func (s *Store) insert(ctx context.Context, t *tokenstore.Token) (string, error)
 	if _, err := s.b.Create(ctx, TokenName(nt.ID), doc); err != nil {
 		return "", err
 	}
-	if err := s.claim(ctx, nt.ID, index.KeysOf(nt), t, true); err != nil {
+	// Claim the lookup keys first and the ID key last: a record that loses
+	// the race for a key is never listed by Tokens, even for a moment.
+	keys := index.KeysOf(nt)
+	err = s.claim(ctx, nt.ID, keys[1:], t, true)
+	if err == nil {
+		err = s.claim(ctx, nt.ID, keys[:1], t, true)
+	}
+	if err != nil {
 		// Lost the race for a key (or failed): withdraw the new record.
 		s.release(ctx, nt.ID, index.KeysOf(nt), nil)
 		if derr := s.b.Delete(ctx, TokenName(nt.ID)); derr != nil && !errors.Is(derr, tokenstore.ErrNotFound) {

@@ -92,8 +92,8 @@ func Digest(secret string) string {
 	return base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
-// KeysOf returns the index keys of a stored token: its ID, and its user
-// name, grant token digest and refresh token digest, each where set.
+// KeysOf returns the index keys of a stored token: its ID first, then its
+// user name, grant token digest and refresh token digest, each where set.
 func KeysOf(t *tokenstore.Token) []Key {
 	keys := []Key{{Kind: KindID, Value: t.ID}}
 	if t.UserName != "" {
