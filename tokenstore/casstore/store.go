@@ -388,11 +388,13 @@ func (s *Store) update(ctx context.Context, target *storedToken, t *tokenstore.T
 	oldKeys, newKeys := index.KeysOf(target.tok), index.KeysOf(merged)
 	added := diffKeys(newKeys, oldKeys)
 	removed := diffKeys(oldKeys, newKeys)
+	// A failed update keeps what it claimed: a concurrent update of the same
+	// token may have claimed the same entry and succeed with it. An extra
+	// entry is harmless (readers verify); a missing one is not.
 	if err := s.claim(ctx, id, added, t, false); err != nil {
 		return err
 	}
 	if _, err := s.b.Update(ctx, TokenName(id), doc, target.version); err != nil {
-		s.release(ctx, id, added, merged)
 		return err
 	}
 	s.release(ctx, id, removed, merged)
@@ -468,7 +470,7 @@ func (s *Store) claim(ctx context.Context, id string, keys []index.Key, saving *
 			changed := false
 			for _, k := range by[n] {
 				for _, owner := range sh.Owners(k, id) {
-					state, err := s.ownerState(ctx, owner, k)
+					state, ownerTok, err := s.ownerState(ctx, owner, k)
 					if err != nil {
 						return false, err
 					}
@@ -479,7 +481,10 @@ func (s *Store) claim(ctx context.Context, id string, keys []index.Key, saving *
 						continue
 					case state == ownerPending:
 						return false, fmt.Errorf("%w: token %q is claiming the same %s", errRetry, owner, keyName(k.Kind))
-					case inserting && hasLookup && lookupKey.Kind == k.Kind && lookupKey.Value == k.Value:
+					case inserting && hasLookup && lookupKey.Kind == k.Kind && lookupKey.Value == k.Value,
+						inserting && ownerTok != nil && tokenstore.Matches(saving, ownerTok):
+						// A concurrent insert of the same record won: the
+						// retry finds it by the lookup rules and updates it.
 						return false, fmt.Errorf("%w: %s taken by token %q", errRetry, keyName(k.Kind), owner)
 					}
 					return false, fmt.Errorf("%w: the token's %s already belongs to token %q", tokenstore.ErrConflict, keyName(k.Kind), owner)
@@ -519,23 +524,24 @@ const (
 )
 
 // ownerState reads token owner to tell whether its index entry for k is
-// live. A corrupt document keeps its entries.
-func (s *Store) ownerState(ctx context.Context, owner string, k index.Key) (ownerStatus, error) {
+// live, and returns the owner's token when it could be read. A corrupt
+// document keeps its entries.
+func (s *Store) ownerState(ctx context.Context, owner string, k index.Key) (ownerStatus, *tokenstore.Token, error) {
 	st, err := s.readToken(ctx, owner)
 	switch {
 	case err == nil:
 		for _, have := range index.KeysOf(st.tok) {
 			if index.Clashes(have, k) {
-				return ownerHolds, nil
+				return ownerHolds, st.tok, nil
 			}
 		}
-		return ownerPending, nil
+		return ownerPending, st.tok, nil
 	case errors.Is(err, tokenstore.ErrNotFound):
-		return ownerGone, nil
+		return ownerGone, nil, nil
 	case errors.Is(err, tokenstore.ErrMalformed):
-		return ownerHolds, nil
+		return ownerHolds, nil, nil
 	}
-	return ownerGone, err
+	return ownerGone, nil, err
 }
 
 // release removes the mappings of keys to id, except keys that current
