@@ -105,7 +105,7 @@ func (s *Store) Check(ctx context.Context) (*Report, error) {
 		if errors.Is(rr.Err, tokenstore.ErrNotFound) {
 			continue
 		}
-		if rr.Err != nil {
+		if rr.Err != nil && !errors.Is(rr.Err, tokenstore.ErrMalformed) {
 			return nil, rr.Err
 		}
 		present[id] = true
@@ -114,7 +114,7 @@ func (s *Store) Check(ctx context.Context) (*Report, error) {
 			r.Unindexed = append(r.Unindexed, id)
 		}
 		st, err := decodeToken(id, rr.Value, rr.Version)
-		if err != nil {
+		if err != nil || rr.Err != nil {
 			r.Corrupt = append(r.Corrupt, id)
 			continue
 		}

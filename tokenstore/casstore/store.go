@@ -290,10 +290,13 @@ func (s *Store) all(ctx context.Context) ([]*storedToken, error) {
 		if errors.Is(r.Err, tokenstore.ErrNotFound) {
 			continue // deleted since the index was read
 		}
-		if r.Err != nil {
+		if r.Err != nil && !errors.Is(r.Err, tokenstore.ErrMalformed) {
 			return nil, r.Err
 		}
 		st, err := decodeToken(ids[i], r.Value, r.Version)
+		if r.Err != nil {
+			err = r.Err
+		}
 		if err != nil {
 			s.opts.Logger.WarnContext(ctx, "cloudtokens: skipping corrupt token document", "id", ids[i], "error", err)
 			continue
@@ -413,10 +416,21 @@ func (s *Store) insert(ctx context.Context, t *tokenstore.Token) (string, error)
 	}
 	// Claim the lookup keys first and the ID key last: a record that loses
 	// the race for a key is never listed by Tokens, even for a moment.
+	// The shard that lists the token is written last, with the lookup keys
+	// it holds in the same write.
 	keys := index.KeysOf(nt)
-	err = s.claim(ctx, nt.ID, keys[1:], t, true)
+	listShard := index.Route(keys[0], s.opts.IndexShards)
+	var early, last []index.Key
+	for _, k := range keys {
+		if index.Route(k, s.opts.IndexShards) == listShard {
+			last = append(last, k)
+		} else {
+			early = append(early, k)
+		}
+	}
+	err = s.claim(ctx, nt.ID, early, t, true)
 	if err == nil {
-		err = s.claim(ctx, nt.ID, keys[:1], t, true)
+		err = s.claim(ctx, nt.ID, last, t, true)
 	}
 	if err != nil {
 		// Lost the race for a key (or failed): withdraw the new record.
