@@ -729,8 +729,9 @@ func (s *Store) modifyShard(ctx context.Context, n int, fn func(*index.Shard) (b
 		}
 		var sh *index.Shard
 		var version string
+		fromCache := false
 		if c := s.cached(n); c != nil && attempt == 0 {
-			sh, version = c.shard.Clone(), c.version
+			sh, version, fromCache = c.shard.Clone(), c.version, true
 		} else {
 			var err error
 			if sh, version, err = s.readShard(ctx, n); err != nil {
@@ -738,6 +739,15 @@ func (s *Store) modifyShard(ctx context.Context, n int, fn func(*index.Shard) (b
 			}
 		}
 		changed, err := fn(sh)
+		if err == nil && !changed && fromCache {
+			// "Nothing to change" in a cached shard may only mean that the
+			// cache is stale (another process added or removed an entry
+			// since): decide again on a fresh read.
+			if sh, version, err = s.readShard(ctx, n); err != nil {
+				return err
+			}
+			changed, err = fn(sh)
+		}
 		if err != nil || !changed {
 			return err
 		}
