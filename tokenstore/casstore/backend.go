@@ -17,10 +17,16 @@
 // Every write is a compare-and-swap on one document, retried with a fresh
 // read up to Options.MaxAttempts times before tokenstore.ErrConflict.
 //   - Insert: create the token document under a new random ID, then claim
-//     its keys in the index. A key already claimed by another live token
-//     means a concurrent save for the same user (or grant or refresh
-//     token) won: the new document is deleted and the save retries, and
-//     now finds and updates the winner. So no key ever has two records.
+//     its keys in the index: first the key its own lookup rule uses (all
+//     concurrent inserts of one user contend on that key, so a loser
+//     loses before any of its keys is visible), then the other keys, and
+//     last the ID key that lists it. A key already held by another live
+//     token means a concurrent save of the same record won: the new
+//     document is withdrawn and the save retries, and now finds and
+//     updates the winner. So no key ever has two records. (A remaining
+//     window: a token saved with a user name and one saved with only the
+//     same refresh token race on different first keys; the loser's
+//     withdrawal can drop an update made to it meanwhile.)
 //   - Update: keys the update adds are claimed in the index first, then
 //     the token document is swapped, then keys it dropped are released.
 //     A refresh that changes only the access token and expiry writes the

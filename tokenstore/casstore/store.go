@@ -398,6 +398,11 @@ func (s *Store) update(ctx context.Context, target *storedToken, t *tokenstore.T
 		return err
 	}
 	if _, err := s.b.Update(ctx, TokenName(id), doc, target.version); err != nil {
+		if errors.Is(err, tokenstore.ErrNotFound) {
+			// Deleted since it was read, or an insert that lost a race
+			// withdrew it: decide again from fresh reads.
+			return fmt.Errorf("%w: token %q vanished during the save", errRetry, id)
+		}
 		return err
 	}
 	s.release(ctx, id, removed, merged)
@@ -416,21 +421,10 @@ func (s *Store) insert(ctx context.Context, t *tokenstore.Token) (string, error)
 	}
 	// Claim the lookup keys first and the ID key last: a record that loses
 	// the race for a key is never listed by Tokens, even for a moment.
-	// The shard that lists the token is written last, with the lookup keys
-	// it holds in the same write.
-	keys := index.KeysOf(nt)
-	listShard := index.Route(keys[0], s.opts.IndexShards)
-	var early, last []index.Key
-	for _, k := range keys {
-		if index.Route(k, s.opts.IndexShards) == listShard {
-			last = append(last, k)
-		} else {
-			early = append(early, k)
+	for _, batch := range s.insertBatches(t, index.KeysOf(nt)) {
+		if err = s.claim(ctx, nt.ID, batch, t, true); err != nil {
+			break
 		}
-	}
-	err = s.claim(ctx, nt.ID, early, t, true)
-	if err == nil {
-		err = s.claim(ctx, nt.ID, last, t, true)
 	}
 	if err != nil {
 		// Lost the race for a key (or failed): withdraw the new record.
@@ -441,6 +435,48 @@ func (s *Store) insert(ctx context.Context, t *tokenstore.Token) (string, error)
 		return "", err
 	}
 	return nt.ID, nil
+}
+
+// insertBatches orders the index writes of an insert (one batch per shard
+// write). First the shard of the decisive key, the key the saving token's
+// own lookup rule uses: concurrent inserts of the same record contend on
+// it, so a loser loses before any of its keys is visible to a lookup.
+// Last the ID key, which lists the token, together with the other keys of
+// its shard. With one shard it is a single atomic write.
+func (s *Store) insertBatches(saving *tokenstore.Token, keys []index.Key) [][]index.Key {
+	idKey := keys[0]
+	decisive := idKey
+	if k, ok := index.QueryKey(saving); ok && slices.ContainsFunc(keys, func(c index.Key) bool { return c.Kind == k.Kind && c.Value == k.Value }) {
+		decisive = k
+	} else if len(keys) > 1 {
+		decisive = keys[1]
+	}
+	shards, by := s.groupByShard(keys)
+	first, last := index.Route(decisive, s.opts.IndexShards), index.Route(idKey, s.opts.IndexShards)
+	if len(shards) == 1 {
+		return [][]index.Key{keys}
+	}
+	var batches [][]index.Key
+	add := func(ks []index.Key) {
+		if len(ks) > 0 {
+			batches = append(batches, ks)
+		}
+	}
+	without := func(ks []index.Key) []index.Key {
+		return slices.DeleteFunc(slices.Clone(ks), func(k index.Key) bool { return k == idKey })
+	}
+	add(without(by[first]))
+	for _, n := range shards {
+		if n != first && n != last {
+			add(by[n])
+		}
+	}
+	if first == last {
+		add([]index.Key{idKey})
+	} else {
+		add(by[last])
+	}
+	return batches
 }
 
 func diffKeys(a, b []index.Key) []index.Key {
