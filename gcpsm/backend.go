@@ -78,14 +78,6 @@ func (b *backend) wrap(op, name string, err error) error {
 	return fmt.Errorf("gcpsm: %s %s: %w", op, id, err)
 }
 
-// etagMismatch reports whether an UpdateSecret error means the etag no
-// longer matched: FAILED_PRECONDITION is what Secret Manager returns, and
-// ABORTED is what AIP-154 prescribes for etag failures.
-func etagMismatch(err error) bool {
-	c := status.Code(err)
-	return c == codes.FailedPrecondition || c == codes.Aborted
-}
-
 // Read accesses the version the current alias names: 1 call.
 func (b *backend) Read(ctx context.Context, name string) (casstore.Object, error) {
 	resp, err := b.client.AccessSecretVersion(ctx, &secretmanagerpb.AccessSecretVersionRequest{
@@ -164,20 +156,24 @@ func (b *backend) Create(ctx context.Context, name string, value []byte) (string
 		return "", err
 	}
 	if err := b.moveAlias(ctx, sec, secretName, v); err != nil {
-		if etagMismatch(err) {
+		switch b.moveOutcome(ctx, name, secretName, sec, v, err) {
+		case moveApplied:
+		case moveLost:
 			b.destroy(ctx, name, secretName, v, "lost a create race")
 			return "", fmt.Errorf("gcpsm: create %s: %w (another writer finished first): %w", b.secretID(name), casstore.ErrExists, err)
+		default:
+			return "", b.wrap("create (set alias)", name, err)
 		}
-		return "", b.wrap("create (set alias)", name, err)
 	}
 	return strconv.FormatInt(v, 10), nil
 }
 
 // Update is a compare-and-swap: it reads the secret's etag and alias,
 // adds a version and moves the alias under that etag, then destroys the
-// version it replaced: 4 calls. A lost race (another alias, or another
-// etag at the move) destroys the added version and gives
-// casstore.ErrVersionMismatch.
+// version it replaced: 4 calls. A race lost before adding (another alias)
+// costs 1 call; one lost at the move (another etag) costs 5: the failed
+// move is confirmed with GetSecret (see moveOutcome) and the added version
+// destroyed. Both give casstore.ErrVersionMismatch.
 func (b *backend) Update(ctx context.Context, name string, value []byte, version string) (string, error) {
 	if err := checkSize(name, value); err != nil {
 		return "", err
@@ -203,16 +199,14 @@ func (b *backend) Update(ctx context.Context, name string, value []byte, version
 		return "", err
 	}
 	if err := b.moveAlias(ctx, sec, secretName, v); err != nil {
-		switch {
-		case etagMismatch(err):
+		switch b.moveOutcome(ctx, name, secretName, sec, v, err) {
+		case moveApplied:
+		case moveLost:
 			b.destroy(ctx, name, secretName, v, "lost a compare-and-swap")
 			return "", fmt.Errorf("gcpsm: update %s: %w: %w", b.secretID(name), casstore.ErrVersionMismatch, err)
-		case status.Code(err) == codes.NotFound:
-			return "", b.wrap("update (set alias)", name, err) // deleted, with our version
+		default:
+			return "", b.wrap("update (set alias)", name, err)
 		}
-		// The move may or may not have happened (a timeout, say): our
-		// version may be current now, so it must stay.
-		return "", b.wrap("update (set alias)", name, err)
 	}
 	b.destroy(ctx, name, secretName, expected, "superseded")
 	return strconv.FormatInt(v, 10), nil
@@ -232,6 +226,52 @@ func (b *backend) addVersion(ctx context.Context, secretName, name string, value
 		return 0, fmt.Errorf("gcpsm: add version to %s: the service returned version %q, not a version number", b.secretID(name), ver.GetName())
 	}
 	return v, nil
+}
+
+type moveResult int
+
+const (
+	moveUnknown moveResult = iota // may still apply: keep the version
+	moveApplied                   // the alias names our version after all
+	moveLost                      // can never apply: the version is dead
+)
+
+// moveOutcome finds out what a failed moveAlias did, with one GetSecret.
+// The error alone does not tell: a timeout may hide a move that happened,
+// and a client configured to retry UpdateSecret may report the etag
+// mismatch of a retry whose first attempt succeeded. Destroying the
+// version in either case would destroy the current document, so:
+//   - the alias names v: the move happened;
+//   - the etag differs from the one the move carried: the move failed
+//     and can never happen (etags are never reused), so v is dead;
+//   - the etag is unchanged: after a definitive rejection v is dead,
+//     otherwise (a timeout, a cancellation) the move may still be in
+//     flight and v must stay.
+//
+// A deleted secret took v with it.
+func (b *backend) moveOutcome(ctx context.Context, name, secretName string, before *secretmanagerpb.Secret, v int64, moveErr error) moveResult {
+	if status.Code(moveErr) == codes.NotFound {
+		return moveUnknown
+	}
+	now, err := b.client.GetSecret(context.WithoutCancel(ctx), &secretmanagerpb.GetSecretRequest{Name: secretName})
+	if err != nil {
+		if status.Code(err) != codes.NotFound {
+			b.logger.WarnContext(ctx, "cloudtokens: could not tell whether a version alias moved; the new version is kept",
+				"secret", b.secretID(name), "version", v, "error", err)
+		}
+		return moveUnknown
+	}
+	switch cur, ok := now.GetVersionAliases()[CurrentAlias]; {
+	case ok && cur == v:
+		return moveApplied
+	case now.GetEtag() != before.GetEtag():
+		return moveLost
+	}
+	switch status.Code(moveErr) {
+	case codes.FailedPrecondition, codes.Aborted, codes.InvalidArgument:
+		return moveLost
+	}
+	return moveUnknown
 }
 
 // moveAlias points the current alias of sec at version v, under sec's

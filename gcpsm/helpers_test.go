@@ -269,3 +269,5 @@ func onlyMethods(calls []call, methods ...string) bool {
 }
 
 func fieldMask(paths ...string) *fieldmaskpb.FieldMask { return &fieldmaskpb.FieldMask{Paths: paths} }
+
+func gcpsmWithCache() gcpsm.Option { return gcpsm.WithIndexCache(true) }

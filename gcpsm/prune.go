@@ -16,9 +16,9 @@ import (
 // The store destroys a superseded version as soon as it has replaced it,
 // and a writer that loses a race destroys the version it added; so every
 // secret normally keeps exactly one version that is not DESTROYED. Only a
-// process that dies (or loses its connection) between adding a version
-// and destroying the dead one leaves a dead version behind, which stays
-// billed. This method is the clean-up for that case; it is safe to run
+// process that dies (or gets no answer from the service) between adding a
+// version and destroying the dead one leaves a version behind, which
+// stays billed. This method is the clean-up for that case; it is safe to run
 // while other processes use the store, because a version older than the
 // current one can never become current again. Versions newer than the
 // current one may belong to a write in progress and are left alone, as are

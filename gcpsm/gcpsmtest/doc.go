@@ -9,11 +9,11 @@
 //	srv := gcpsmtest.Start(t) // stopped by t.Cleanup
 //	client, err := secretmanager.NewClient(ctx, srv.ClientOptions()...)
 //
-// Outside tests, or to share one emulator between processes, use New, pass
-// Addr to the other processes and Close it when done; clients elsewhere use
-// option.WithEndpoint(addr), option.WithoutAuthentication() and an insecure
-// grpc.WithTransportCredentials dial option, which is what ClientOptions
-// returns.
+// Outside tests, or to share one emulator between processes, use New and
+// Close it when done. Other processes that are handed Addr connect with
+// ClientOptionsFor(addr): option.WithEndpoint(addr),
+// option.WithoutAuthentication() and an insecure transport, the same options
+// ClientOptions returns.
 //
 // # Emulated behaviour
 //
@@ -64,6 +64,7 @@
 //     a destroyed version, checksum mismatch) the emulator picks the code
 //     described next to the implementation.
 //
-// Calls and CallCount report how many times each RPC reached the server,
-// which lets tests assert caching or retry behaviour.
+// Calls and CallCount report how many times each RPC reached the server
+// (failed calls and client retries included), which lets tests assert
+// caching or retry behaviour; ResetCalls zeroes them.
 package gcpsmtest

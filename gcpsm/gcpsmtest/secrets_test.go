@@ -46,8 +46,8 @@ func TestCreateSecretFillsOutputFields(t *testing.T) {
 	if s.GetLabels()["env"] != "test" || s.GetAnnotations()["owner.example.com"] != "tokens" {
 		t.Errorf("labels/annotations not stored: %v %v", s.GetLabels(), s.GetAnnotations())
 	}
-	// https://cloud.google.com/secret-manager/docs/etags: etags are quoted
-	// strings ("ETags must include the surrounding quotes").
+	// https://cloud.google.com/secret-manager/docs/etags: an etag value
+	// includes its surrounding quotes (the etag "abc" is sent as "\"abc\"").
 	if e := s.GetEtag(); len(e) < 3 || e[0] != '"' || e[len(e)-1] != '"' {
 		t.Errorf("etag %q is not a quoted string", e)
 	}

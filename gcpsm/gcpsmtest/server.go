@@ -14,13 +14,13 @@ import (
 	"google.golang.org/api/option"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/stats"
 )
 
 // Server is a running Secret Manager emulator listening on a loopback TCP
 // port. All methods are safe for concurrent use.
 type Server struct {
 	addr string
-	lis  net.Listener
 	gsrv *grpc.Server
 	svc  *service
 
@@ -41,9 +41,8 @@ type config struct {
 
 // WithServerOptions adds grpc.ServerOptions to the emulator's gRPC server,
 // for example grpc.UnaryInterceptor to inject faults or latency. The
-// emulator's own call counter is installed with grpc.ChainUnaryInterceptor,
-// so it runs before any interceptor given here and counts every call that
-// reaches the server.
+// emulator counts calls with a stats.Handler, so calls that an interceptor
+// rejects are counted too.
 func WithServerOptions(opts ...grpc.ServerOption) Option {
 	return func(c *config) { c.serverOpts = append(c.serverOpts, opts...) }
 }
@@ -76,12 +75,11 @@ func New(opts ...Option) (*Server, error) {
 	}
 	s := &Server{
 		addr:      lis.Addr().String(),
-		lis:       lis,
 		svc:       newService(cfg.projectNumbers),
 		serveDone: make(chan struct{}),
 		calls:     map[string]int{},
 	}
-	sopts := append([]grpc.ServerOption{grpc.ChainUnaryInterceptor(s.countCalls)}, cfg.serverOpts...)
+	sopts := append([]grpc.ServerOption{grpc.StatsHandler(callCounter{s})}, cfg.serverOpts...)
 	s.gsrv = grpc.NewServer(sopts...)
 	secretmanagerpb.RegisterSecretManagerServiceServer(s.gsrv, s.svc)
 	go func() {
@@ -103,17 +101,22 @@ func Start(t testing.TB, opts ...Option) *Server {
 	return s
 }
 
-// Addr returns the emulator's "127.0.0.1:port" address. Other processes can
-// connect to it with the same options ClientOptions returns.
+// Addr returns the emulator's "127.0.0.1:port" address. Other processes
+// connect to it with ClientOptionsFor(addr).
 func (s *Server) Addr() string { return s.addr }
 
 // ClientOptions returns the options that point the official client at the
 // emulator over plaintext gRPC without credentials:
 //
 //	client, err := secretmanager.NewClient(ctx, srv.ClientOptions()...)
-func (s *Server) ClientOptions() []option.ClientOption {
+func (s *Server) ClientOptions() []option.ClientOption { return ClientOptionsFor(s.addr) }
+
+// ClientOptionsFor returns the client options for an emulator listening on
+// addr, for processes that only know the address (for example a child
+// process given Server.Addr of an emulator its parent started).
+func ClientOptionsFor(addr string) []option.ClientOption {
 	return []option.ClientOption{
-		option.WithEndpoint(s.addr),
+		option.WithEndpoint(addr),
 		option.WithoutAuthentication(),
 		option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials())),
 	}
@@ -169,9 +172,19 @@ func (s *Server) ResetCalls() {
 	clear(s.calls)
 }
 
-func (s *Server) countCalls(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	s.callsMu.Lock()
-	s.calls[path.Base(info.FullMethod)]++
-	s.callsMu.Unlock()
-	return handler(ctx, req)
+// callCounter is a stats.Handler that counts every RPC the server receives,
+// before any interceptor runs.
+type callCounter struct{ s *Server }
+
+func (c callCounter) TagRPC(ctx context.Context, info *stats.RPCTagInfo) context.Context {
+	c.s.callsMu.Lock()
+	c.s.calls[path.Base(info.FullMethodName)]++
+	c.s.callsMu.Unlock()
+	return ctx
 }
+
+func (callCounter) HandleRPC(context.Context, stats.RPCStats) {}
+
+func (callCounter) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context { return ctx }
+
+func (callCounter) HandleConn(context.Context, stats.ConnStats) {}

@@ -2,10 +2,13 @@ package gcpsmtest
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"sync/atomic"
 	"testing"
 
 	"cloud.google.com/go/iam/apiv1/iampb"
+	secretmanager "cloud.google.com/go/secretmanager/apiv1"
 	"cloud.google.com/go/secretmanager/apiv1/secretmanagerpb"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -97,4 +100,78 @@ func TestCloseIsIdempotent(t *testing.T) {
 	if err := srv.Close(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Many independent clients (separate TCP connections, as separate processes
+// would have via ClientOptionsFor(Addr())) hammering shared and private
+// secrets concurrently: version numbers stay dense and every read sees a
+// committed version.
+func TestManyClientsConcurrently(t *testing.T) {
+	srv := Start(t)
+	const clients, workers, rounds = 4, 16, 3
+	setup := newClientFor(t, srv.Addr())
+	shared := createSecret(t, setup, "shared", nil).GetName()
+	addVersion(t, setup, shared, "seed")
+
+	var wg sync.WaitGroup
+	errs := make(chan error, clients*workers)
+	for ci := range clients {
+		c := newClientFor(t, srv.Addr())
+		for w := range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ctx := t.Context()
+				own, err := c.CreateSecret(ctx, &secretmanagerpb.CreateSecretRequest{
+					Parent: testProject, SecretId: fmt.Sprintf("c%d-w%d", ci, w),
+					Secret: &secretmanagerpb.Secret{Replication: automatic(), Labels: map[string]string{"client": fmt.Sprint(ci)}},
+				})
+				if err != nil {
+					errs <- err
+					return
+				}
+				for r := range rounds {
+					for _, parent := range []string{own.GetName(), shared} {
+						if _, err := c.AddSecretVersion(ctx, &secretmanagerpb.AddSecretVersionRequest{
+							Parent: parent, Payload: &secretmanagerpb.SecretPayload{Data: fmt.Appendf(nil, "%d", r)},
+						}); err != nil {
+							errs <- err
+							return
+						}
+						if _, err := c.AccessSecretVersion(ctx, &secretmanagerpb.AccessSecretVersionRequest{Name: parent + "/versions/latest"}); err != nil {
+							errs <- err
+							return
+						}
+					}
+					if _, err := c.ListSecrets(ctx, &secretmanagerpb.ListSecretsRequest{Parent: testProject, Filter: fmt.Sprintf("labels.client=%d", ci)}).Next(); err != nil {
+						errs <- err
+						return
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("%s/versions/%d", shared, 1+clients*workers*rounds)
+	v, err := setup.GetSecretVersion(t.Context(), &secretmanagerpb.GetSecretVersionRequest{Name: shared + "/versions/latest"})
+	if err != nil || v.GetName() != want {
+		t.Fatalf("latest shared version = %v (%v), want %s", v.GetName(), err, want)
+	}
+	if n := srv.CallCount("AddSecretVersion"); n != 1+2*clients*workers*rounds {
+		t.Fatalf("AddSecretVersion calls = %d", n)
+	}
+}
+
+func newClientFor(t *testing.T, addr string) *secretmanager.Client {
+	t.Helper()
+	c, err := secretmanager.NewClient(t.Context(), ClientOptionsFor(addr)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
 }

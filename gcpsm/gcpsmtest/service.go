@@ -61,9 +61,10 @@ func (s *service) canonicalProject(p string) string {
 }
 
 // newEtag returns a fresh etag. Like the real service's etags it is a quoted
-// string (https://cloud.google.com/secret-manager/docs/etags: "ETags must
-// include the surrounding quotes", e.g. "\"abc\""); the content is a strictly
-// increasing hex microsecond timestamp, so every change yields a new value.
+// string: https://cloud.google.com/secret-manager/docs/etags says the etag
+// passed back must include its surrounding quotes (the etag "abc" is sent
+// as "\"abc\"" from a shell). The content is a strictly increasing hex
+// microsecond timestamp, so every change yields a new value.
 // Must be called with mu held for writing.
 func (s *service) newEtag() string {
 	n := time.Now().UnixMicro()

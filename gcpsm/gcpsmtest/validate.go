@@ -10,14 +10,15 @@ import (
 	"google.golang.org/grpc/status"
 )
 
+// MaxPayloadBytes is the largest SecretPayload.data AddSecretVersion accepts
+// (65,536 bytes): "The secret data. Must be no larger than 64KiB."
+// (resources.proto, SecretPayload.data). Larger payloads are
+// INVALID_ARGUMENT.
+const MaxPayloadBytes = 64 * 1024
+
 // Limits and formats, each quoted from google/cloud/secretmanager/v1
 // service.proto / resources.proto (cloud.google.com/go/secretmanager v1.24.0).
 const (
-	// MaxPayloadBytes is the largest SecretPayload.data accepted by
-	// AddSecretVersion: "The secret data. Must be no larger than 64KiB."
-	// (resources.proto, SecretPayload.data).
-	MaxPayloadBytes = 64 * 1024
-
 	// "No more than 64 labels can be assigned to a given resource."
 	// (resources.proto, Secret.labels).
 	maxLabels = 64

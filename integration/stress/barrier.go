@@ -58,14 +58,20 @@ func (b *barrier) wait(ctx context.Context, phase string) error {
 }
 
 // abort makes every barrier wait in dir fail with reason. The first
-// reason wins.
+// reason wins: it is written to a temporary file that is then hard-linked
+// to the abort file, which fails if that exists, so a reader never sees a
+// partly written reason.
 func abort(dir, reason string) {
-	f, err := os.OpenFile(filepath.Join(dir, abortFile), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := os.CreateTemp(dir, "abort-*.tmp")
 	if err != nil {
-		return // already aborted
+		return
 	}
-	defer f.Close()
-	_, _ = f.WriteString(reason)
+	defer os.Remove(f.Name())
+	_, err = f.WriteString(reason)
+	if cerr := f.Close(); err != nil || cerr != nil {
+		return
+	}
+	_ = os.Link(f.Name(), filepath.Join(dir, abortFile)) // fails if already aborted
 }
 
 // aborted returns the abort reason of dir as an error, or nil.
@@ -76,9 +82,6 @@ func aborted(dir string) error {
 	}
 	if err != nil {
 		return err
-	}
-	if len(b) == 0 {
-		b = []byte("(no reason yet)") // the writer has not written it yet
 	}
 	return fmt.Errorf("stress: run aborted: %s", b)
 }

@@ -89,7 +89,7 @@ func (w *runner) save(ctx context.Context, u int) {
 	}
 	start := time.Now()
 	err := w.st.SaveToken(ctx, tok)
-	if w.res.record(OpSave, time.Since(start), err, false) && err == nil {
+	if w.res.record(OpSave, u, time.Since(start), err, false) && err == nil {
 		if tok.ID == "" {
 			w.res.problem("user %d: SaveToken succeeded without setting the ID", u)
 			return
@@ -104,7 +104,7 @@ func (w *runner) save(ctx context.Context, u int) {
 func (w *runner) find(ctx context.Context, u int) {
 	start := time.Now()
 	got, err := w.st.FindToken(ctx, &tokenstore.Token{UserName: userName(u)})
-	if !w.res.record(OpFindUser, time.Since(start), err, false) || err != nil {
+	if !w.res.record(OpFindUser, u, time.Since(start), err, false) || err != nil {
 		return
 	}
 	if !w.checkFound(u, "by user name", got) {
@@ -116,7 +116,7 @@ func (w *runner) find(ctx context.Context, u int) {
 	}
 	start = time.Now()
 	got2, err := w.st.FindToken(ctx, &tokenstore.Token{ClientID: clientID, ClientSecret: clientSecret, RefreshToken: refreshTokenOf(u)})
-	if !w.res.record(OpFindRefresh, time.Since(start), err, false) || err != nil {
+	if !w.res.record(OpFindRefresh, u, time.Since(start), err, false) || err != nil {
 		return
 	}
 	if w.checkFound(u, "by refresh token", got2) && got2.ID != got.ID {
@@ -151,7 +151,7 @@ func (w *runner) deleteOrRefresh(ctx context.Context, u int) {
 		}
 		start := time.Now()
 		err := w.st.DeleteToken(ctx, id)
-		w.res.record(OpDelete, time.Since(start), err, true)
+		w.res.record(OpDelete, u, time.Since(start), err, true)
 		w.res.Deleted[u] = err == nil
 		return
 	}
@@ -165,7 +165,7 @@ func (w *runner) deleteOrRefresh(ctx context.Context, u int) {
 	}
 	start := time.Now()
 	err := w.st.SaveToken(ctx, tok)
-	if !w.res.record(op, time.Since(start), err, false) || err != nil {
+	if !w.res.record(op, u, time.Since(start), err, false) || err != nil {
 		return
 	}
 	w.res.RefreshedID[u] = tok.ID

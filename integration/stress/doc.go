@@ -22,7 +22,7 @@
 // # Processes
 //
 // Run called in the test process (the parent) picks a unique prefix and
-// re-executes the test binary (os.Args[0]) Config.Processes times with
+// re-executes the test binary (os.Executable) Config.Processes times with
 // -test.run matching only the calling test, and with the environment
 // variables CLOUDTOKENS_STRESS_* that make Run, in those children, run one
 // worker of the workload instead. The rest of the parent's environment is
@@ -81,10 +81,18 @@
 //
 // # Index shards
 //
-// At 500 users a single index shard is too small: a 64 KiB shard holds
-// about 170 tokens with a user name, client ID and refresh token (see
-// package index), and concurrent writers of one shard retry each other's
-// compare-and-swap. Config.IndexShards (default SuggestedShards(Users),
-// 16 for 500 users) is handed to the factory as StoreOptions.IndexShards;
+// At 500 users a single index shard is too small: one 64 KiB shard holds a
+// few hundred tokens (package index documents the measured capacity: ~170
+// tokens per shard in the first index format, ~300 in the compact one), and
+// every concurrent writer of one shard retries the others'
+// compare-and-swap. Config.IndexShards (default SuggestedShards(Users), 16
+// for 500 users) is handed to the factory as StoreOptions.IndexShards;
 // every store of a run, in every process, must use it.
+//
+// # Cleanup
+//
+// After verifying, the parent calls DeleteTokens on its store (unless
+// Config.KeepData). That leaves the index documents; a factory for a cloud
+// backend should register a tb.Cleanup (for StoreOptions.Worker == -1) that
+// removes everything under the prefix.
 package stress

@@ -60,7 +60,7 @@ func runParent(t *testing.T, cfg Config, env map[string]string, newStore Factory
 	problems = append(problems, verifyDeleted(ctx, cfg, vs)...)
 	sum.Verify = time.Since(start)
 
-	t.Logf("stress summary (prefix %s):\n%s\ncheck: %s", cfg.Prefix, sum, rep)
+	t.Logf("stress summary (prefix %s):\n%s\ncheck: %s; index shard sizes %v", cfg.Prefix, sum, reportSummary(rep), rep.ShardSizes)
 	for _, r := range results {
 		if r != nil && r.ErrorCount > 0 {
 			t.Errorf("stress: worker %d reported %d unexpected errors or inconsistencies; the first ones:\n%s", r.Worker, r.ErrorCount, strings.Join(r.Errors, "\n"))
@@ -301,15 +301,41 @@ func verify(cfg Config, results []*childResult, toks []*tokenstore.Token, rep *c
 		add("Tokens lists %d tokens, want %d (one per surviving user)", len(toks), survivors)
 	}
 
+	// The Check verdict goes first: it sums up the state of the store.
+	var check string
 	switch {
 	case rep == nil:
-		add("no Check report")
+		check = "no Check report"
 	case !rep.OK():
-		add("Check: the index does not match the documents: %s", rep)
+		check = "Check: the index does not match the documents: " + reportSummary(rep)
 	case rep.Tokens != survivors:
-		add("Check found %d token documents, want %d", rep.Tokens, survivors)
+		check = fmt.Sprintf("Check found %d token documents, want %d", rep.Tokens, survivors)
+	}
+	if check != "" {
+		problems = append([]string{check}, problems...)
 	}
 	return problems
+}
+
+// reportSummary is a short form of a Check report: the size of every
+// list, with the first few entries.
+func reportSummary(rep *casstore.Report) string {
+	const shown = 5
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d token documents", rep.Tokens)
+	for _, l := range []struct {
+		name string
+		list []string
+	}{{"unindexed", rep.Unindexed}, {"missing", rep.Missing}, {"missing keys", rep.MissingKeys}, {"duplicates", rep.Duplicates}, {"corrupt", rep.Corrupt}} {
+		if len(l.list) == 0 {
+			continue
+		}
+		fmt.Fprintf(&b, "; %d %s %q", len(l.list), l.name, l.list[:min(len(l.list), shown)])
+		if len(l.list) > shown {
+			b.WriteString(" …")
+		}
+	}
+	return b.String()
 }
 
 // lastWrites returns the access tokens that the successful saves of the

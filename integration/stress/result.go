@@ -91,10 +91,10 @@ func newChildResult(worker, users int) *childResult {
 	}
 }
 
-// record counts one call of op that took d and returned err, and reports
+// record counts one call of op for user u that took d and returned err, and reports
 // whether err is acceptable: nil, ErrNotFound where notFoundOK, or
 // ErrConflict (judged later, by the parent). Other errors are kept.
-func (r *childResult) record(op string, d time.Duration, err error, notFoundOK bool) bool {
+func (r *childResult) record(op string, u int, d time.Duration, err error, notFoundOK bool) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	rec := r.Ops[op]
@@ -115,13 +115,13 @@ func (r *childResult) record(op string, d time.Duration, err error, notFoundOK b
 	case errors.Is(err, tokenstore.ErrConflict):
 		rec.Conflict++
 		if len(r.Conflicts) < maxErrors {
-			r.Conflicts = append(r.Conflicts, fmt.Sprintf("%s: %v", op, err))
+			r.Conflicts = append(r.Conflicts, fmt.Sprintf("%s of user %d: %v", op, u, err))
 		}
 		return true
 	default:
 		rec.Failed++
 	}
-	r.addErrorLocked(fmt.Sprintf("%s: %v", op, err))
+	r.addErrorLocked(fmt.Sprintf("%s of user %d: %v", op, u, err))
 	return false
 }
 

@@ -94,7 +94,7 @@ type Config struct {
 
 // SuggestedShards returns the default index shard count for users: one
 // shard per 32 users, at least 1 (16 for 500). Capacity alone would need
-// one per ~170 (see package index); more shards spread the
+// one per few hundred users (see package index); more shards spread the
 // compare-and-swap contention of many concurrent writers.
 func SuggestedShards(users int) int {
 	return max(1, (users+31)/32)

@@ -1,12 +1,15 @@
 package stress
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cloudtokens/cloudtokens/tokenstore"
 	"github.com/cloudtokens/cloudtokens/tokenstore/casstore"
@@ -105,9 +108,6 @@ func TestStressBrokenBackend(t *testing.T) {
 // on a backend without compare-and-swap and expects it to fail the test,
 // reporting lost index entries.
 func TestRunDetectsLostUpdates(t *testing.T) {
-	if testing.Short() {
-		t.Skip("spawns 4 processes")
-	}
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -197,7 +197,7 @@ func TestVerify(t *testing.T) {
 		{"refresh token lost", func(s *state) { s.toks[0].RefreshToken = "" },
 			"user 1: token id1 lost its refresh token or client"},
 		{"check not ok", func(s *state) { s.rep.Unindexed = []string{"id3"} },
-			"Check: the index does not match the documents"},
+			`Check: the index does not match the documents: 8 token documents; 1 unindexed ["id3"]`},
 		{"check counts orphans", func(s *state) { s.rep.Tokens++ },
 			"Check found 9 token documents, want 8"},
 		{"unfinished worker", func(s *state) { s.results[1].Done = false }, "worker 1 did not finish"},
@@ -232,5 +232,51 @@ func TestChildEnv(t *testing.T) {
 	want := "A=1 PATH=/bin B=3 C=4"
 	if strings.Join(got, " ") != want {
 		t.Errorf("childEnv = %q, want %q", got, want)
+	}
+}
+
+func TestBarrier(t *testing.T) {
+	dir := t.TempDir()
+	ctx := t.Context()
+	const workers = 3
+	errs := make(chan error, workers)
+	for w := range workers - 1 {
+		go func() {
+			errs <- (&barrier{dir: dir, workers: workers, worker: w, poll: time.Millisecond}).wait(ctx, "phase1")
+		}()
+	}
+	time.Sleep(50 * time.Millisecond)
+	select {
+	case err := <-errs:
+		t.Fatalf("a worker passed the barrier before the last one arrived: %v", err)
+	default:
+	}
+	if err := (&barrier{dir: dir, workers: workers, worker: workers - 1, poll: time.Millisecond}).wait(ctx, "phase1"); err != nil {
+		t.Fatal(err)
+	}
+	for range workers - 1 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// An abort ends the waits of the others.
+	go func() {
+		errs <- (&barrier{dir: dir, workers: workers, worker: 0, poll: time.Millisecond}).wait(ctx, "phase2")
+	}()
+	time.Sleep(20 * time.Millisecond)
+	abort(dir, "worker 2 stopped")
+	abort(dir, "a later reason")
+	if err := <-errs; err == nil || !strings.Contains(err.Error(), "aborted: worker 2 stopped") {
+		t.Errorf("wait after abort: %v", err)
+	}
+
+	// A deadline ends a wait too.
+	dir2 := t.TempDir()
+	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	err := (&barrier{dir: dir2, workers: 2, worker: 0, poll: time.Millisecond}).wait(short, "phase1")
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "1 of 2 workers arrived") {
+		t.Errorf("wait past the deadline: %v", err)
 	}
 }

@@ -1,0 +1,118 @@
+// Package gcp_test runs the cross-process stress workload against the
+// gcpsm adapter on one gcpsmtest emulator, served over TCP by the parent
+// test process; every child process connects to it through the official
+// client.
+package gcp_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	secretmanager "cloud.google.com/go/secretmanager/apiv1"
+	"cloud.google.com/go/secretmanager/apiv1/secretmanagerpb"
+	"google.golang.org/api/iterator"
+
+	"github.com/cloudtokens/cloudtokens/gcpsm"
+	"github.com/cloudtokens/cloudtokens/gcpsm/gcpsmtest"
+	"github.com/cloudtokens/cloudtokens/integration/stress"
+)
+
+const (
+	project = "stress-project"
+	// envAddr passes the parent's emulator address to the children.
+	envAddr = "CLOUDTOKENS_GCP_EMULATOR_ADDR"
+)
+
+// TestStress runs 4 processes × 16 goroutines × 500 users on one prefix.
+func TestStress(t *testing.T) {
+	runStress(t)
+}
+
+// TestStressCached runs the same workload with the index cache enabled.
+func TestStressCached(t *testing.T) {
+	runStress(t, gcpsm.WithIndexCache(true))
+}
+
+func runStress(t *testing.T, opts ...gcpsm.Option) {
+	if testing.Short() {
+		t.Skip("stress test: skipped with -short")
+	}
+	var env []string
+	var srv *gcpsmtest.Server
+	if !stress.IsChild() {
+		srv = gcpsmtest.Start(t) // only the parent serves
+		env = append(env, envAddr+"="+srv.Addr())
+	}
+	var prefix string
+	sum := stress.Run(t, stress.Config{Env: env}, func(tb testing.TB, o stress.StoreOptions) stress.Store {
+		prefix = o.Prefix
+		client := newClient(tb, o.Getenv(envAddr))
+		s, err := gcpsm.New(tb.Context(), client, project, o.Prefix,
+			append([]gcpsm.Option{gcpsm.WithIndexShards(o.IndexShards)}, opts...)...)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		return s
+	})
+	if sum == nil {
+		return // a child: its worker is done
+	}
+	// Every write destroyed the version it replaced and every lost race
+	// destroyed its own: each remaining secret (tokens and index shards)
+	// holds exactly one billed version.
+	client := newClient(t, srv.Addr())
+	ctx := t.Context()
+	secrets, extra := 0, 0
+	it := client.ListSecrets(ctx, &secretmanagerpb.ListSecretsRequest{
+		Parent: "projects/" + project,
+		Filter: "labels." + gcpsm.PrefixLabel + "=\"" + prefix + "\"",
+	})
+	for {
+		sec, err := it.Next()
+		if errors.Is(err, iterator.Done) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		secrets++
+		live := 0
+		vit := client.ListSecretVersions(ctx, &secretmanagerpb.ListSecretVersionsRequest{Parent: sec.GetName()})
+		for {
+			v, err := vit.Next()
+			if errors.Is(err, iterator.Done) {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v.GetState() != secretmanagerpb.SecretVersion_DESTROYED {
+				live++
+			}
+		}
+		if live != 1 {
+			extra++
+			if extra <= 10 {
+				t.Errorf("%s has %d ENABLED or DISABLED versions after the run, want 1", sec.GetName(), live)
+			}
+		}
+	}
+	t.Logf("%d secrets under the prefix, %d with more than one live version; emulator calls: %v", secrets, extra, srv.Calls())
+	if secrets == 0 {
+		t.Error("no secret found under the run's prefix")
+	}
+}
+
+func newClient(tb testing.TB, addr string) *secretmanager.Client {
+	tb.Helper()
+	if addr == "" {
+		tb.Fatalf("%s is not set", envAddr)
+	}
+	c, err := secretmanager.NewClient(context.Background(), gcpsmtest.ClientOptionsFor(addr)...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = c.Close() })
+	return c
+}

@@ -1,0 +1,669 @@
+package tokensource
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/url"
+	"sync"
+	"time"
+
+	"golang.org/x/oauth2"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/cloudtokens/cloudtokens/tokenstore"
+)
+
+// Keys of oauth2.Token.Extra in the tokens a Source returns.
+const (
+	// ExtraAPIDomain is the API host the provider returned with the token
+	// (Zoho's api_domain), a string.
+	ExtraAPIDomain = "api_domain"
+	// ExtraTokenID is the ID of the token's record in the store, a string.
+	ExtraTokenID = "token_id"
+)
+
+// Source is an oauth2.TokenSource that keeps its token in a
+// tokenstore.Store: it exchanges the grant code, refreshes the token
+// before it expires, and saves every new token before returning it. See
+// the package documentation. A Source is safe for concurrent use.
+type Source struct {
+	store   tokenstore.Store
+	leaser  tokenstore.Leaser // nil: best effort
+	partial *tokenstore.Token // the caller's partial token, client fields filled
+	client  client
+	o       options
+	holder  string
+	group   singleflight.Group
+
+	mu      sync.Mutex
+	id      string            // the record's ID, once known
+	cur     *tokenstore.Token // the last token read or obtained, saved
+	unsaved *tokenstore.Token // a new token whose save failed, to save first
+	fail    *failure          // the last failed token request
+	// grantUsed: the partial token's grant code has been exchanged, seen
+	// in the record, or rejected while a record exists; a grant code is
+	// single-use, so it is ignored from then on.
+	grantUsed bool
+}
+
+var _ oauth2.TokenSource = (*Source)(nil)
+
+// failure remembers a failed token request for the backoff.
+type failure struct {
+	err   error
+	count int
+	until time.Time
+	// The credentials that failed: a store change of any of them (a new
+	// login, another process's refresh) ends the backoff.
+	grant, refresh, access string
+}
+
+// New returns a Source for the token identified by partial: its ID, its
+// user name, its grant code or its refresh token (with the client ID and
+// secret, from partial or cfg), as in Zoho's SDKs. partial is copied;
+// its blank ClientID, ClientSecret and RedirectURL are taken from cfg.
+//
+// New does not contact the store or the provider; the first Token call
+// does.
+func New(store tokenstore.Store, partial *tokenstore.Token, cfg Config, opts ...Option) (*Source, error) {
+	if store == nil {
+		return nil, errors.New("tokensource: nil store")
+	}
+	if partial == nil {
+		return nil, fmt.Errorf("tokensource: %w: nil partial token", tokenstore.ErrInvalidToken)
+	}
+	if cfg.TokenURL == "" {
+		return nil, errors.New("tokensource: Config.TokenURL is empty")
+	}
+	if _, err := url.Parse(cfg.TokenURL); err != nil {
+		return nil, fmt.Errorf("tokensource: Config.TokenURL: %w", err)
+	}
+	p := partial.Clone()
+	accessOnly := p.ID == "" && p.UserName == "" && p.GrantToken == "" && p.RefreshToken == "" &&
+		p.AccessToken != "" && p.ClientID == "" && p.ClientSecret == ""
+	if !accessOnly {
+		// An access-token query must not carry client fields (see
+		// tokenstore.RuleAccessToken); every other one may.
+		fill(&p.ClientID, cfg.ClientID)
+		fill(&p.ClientSecret, cfg.ClientSecret)
+	}
+	fill(&p.RedirectURL, cfg.RedirectURL)
+	if p.ID != "" {
+		if err := tokenstore.ValidateID(p.ID); err != nil {
+			return nil, fmt.Errorf("tokensource: partial token: %w", err)
+		}
+	} else if _, err := tokenstore.QueryRuleOf(p); err != nil {
+		return nil, fmt.Errorf("tokensource: the partial token identifies no token (give an ID, a user name, or a grant or refresh token with the client ID and secret): %w", err)
+	}
+	o := defaultOptions()
+	for _, opt := range opts {
+		opt(&o)
+	}
+	s := &Source{
+		store:   store,
+		partial: p,
+		client:  client{cfg: cfg, http: o.http},
+		o:       o,
+		holder:  "tokensource-" + randomHex(8),
+	}
+	if l, ok := store.(tokenstore.Leaser); ok && !o.disableLease {
+		s.leaser = l
+	}
+	return s, nil
+}
+
+func fill(dst *string, v string) {
+	if *dst == "" {
+		*dst = v
+	}
+}
+
+// ID returns the ID of the token's record once a Token call has found or
+// created it, else the partial token's ID (possibly "").
+func (s *Source) ID() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.id != "" {
+		return s.id
+	}
+	return s.partial.ID
+}
+
+// Token implements oauth2.TokenSource: TokenContext with
+// context.Background().
+func (s *Source) Token() (*oauth2.Token, error) {
+	return s.TokenContext(context.Background())
+}
+
+// TokenContext returns a valid access token. It serves the token it
+// holds while more than the refresh margin of validity is left, without
+// reading the store. Otherwise it reads the stored token (merged with the
+// partial token), exchanges the grant code when there is neither an
+// access nor a refresh token, refreshes when the margin is reached,
+// saves the new token, and returns it. Concurrent calls share one read
+// and one refresh; processes sharing the store share one refresh (see the
+// package documentation).
+//
+// The returned token has AccessToken, TokenType and Expiry set, and the
+// Extra values ExtraAPIDomain and ExtraTokenID; not the refresh token,
+// which stays in the store.
+func (s *Source) TokenContext(ctx context.Context) (*oauth2.Token, error) {
+	if t := s.cached(); s.usable(t, "") {
+		return s.oauth2Token(t), nil
+	}
+	t, err := s.shared(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	return s.oauth2Token(t), nil
+}
+
+// RefreshRejected is for a caller whose request the API refused with
+// accessToken (an HTTP 401): it returns a valid token other than
+// accessToken, refreshing once for all goroutines and processes unless
+// one of them already has. Transport calls it.
+func (s *Source) RefreshRejected(ctx context.Context, accessToken string) (*oauth2.Token, error) {
+	if accessToken == "" {
+		return s.TokenContext(ctx)
+	}
+	if t := s.cached(); s.usable(t, accessToken) {
+		return s.oauth2Token(t), nil
+	}
+	t, err := s.shared(ctx, accessToken)
+	if err != nil {
+		return nil, err
+	}
+	return s.oauth2Token(t), nil
+}
+
+func (s *Source) oauth2Token(t *tokenstore.Token) *oauth2.Token {
+	tok := &oauth2.Token{AccessToken: t.AccessToken, TokenType: s.o.tokenType, Expiry: t.Expiry}
+	return tok.WithExtra(map[string]any{ExtraAPIDomain: t.APIDomain, ExtraTokenID: t.ID})
+}
+
+func (s *Source) cached() *tokenstore.Token {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cur
+}
+
+// usable reports whether t has an access token other than rejected with
+// at least the refresh margin of validity left. An unknown expiry counts
+// as valid.
+func (s *Source) usable(t *tokenstore.Token, rejected string) bool {
+	if t == nil || t.AccessToken == "" || t.AccessToken == rejected {
+		return false
+	}
+	return t.Expiry.IsZero() || t.Expiry.Sub(s.o.now()) >= s.o.margin
+}
+
+// shared runs obtain once for all concurrent callers with the same
+// rejected token. A caller whose own context is still live retries when
+// the flight failed only because the leading caller's context ended.
+func (s *Source) shared(ctx context.Context, rejected string) (*tokenstore.Token, error) {
+	key := "token"
+	if rejected != "" {
+		key = "rejected:" + rejected
+	}
+	for {
+		ch := s.group.DoChan(key, func() (any, error) { return s.obtain(ctx, rejected) })
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case r := <-ch:
+			if r.Err != nil {
+				if ctx.Err() == nil && (errors.Is(r.Err, context.Canceled) || errors.Is(r.Err, context.DeadlineExceeded)) {
+					continue // the leader's context ended, not ours
+				}
+				return nil, r.Err
+			}
+			return r.Val.(*tokenstore.Token), nil
+		}
+	}
+}
+
+// obtain is the body of a flight: it returns a usable token, reading,
+// exchanging or refreshing as needed.
+func (s *Source) obtain(ctx context.Context, rejected string) (*tokenstore.Token, error) {
+	if t := s.cached(); s.usable(t, rejected) {
+		return t, nil // a flight that just ended got it
+	}
+	if err := s.saveUnsaved(ctx); err != nil {
+		return nil, err
+	}
+	if t := s.cached(); s.usable(t, rejected) {
+		return t, nil
+	}
+	for attempt := 0; ; attempt++ {
+		t, stored, err := s.load(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if s.newLogin(stored) {
+			if err := s.backingOff(t); err != nil {
+				return nil, err
+			}
+			nt, err := s.exchange(ctx, t)
+			if err == nil {
+				return nt, nil
+			}
+			if attempt == 0 && errors.Is(err, ErrRefreshRevoked) && ctx.Err() == nil {
+				// The code is used or expired. If a record exists now
+				// (another process exchanged this very code, or the code
+				// is left over from an older login), carry on with it.
+				if _, st, lerr := s.load(ctx); lerr == nil && st != nil {
+					s.mu.Lock()
+					s.grantUsed = true
+					s.mu.Unlock()
+					s.o.logger.WarnContext(ctx, "tokensource: the grant code was rejected; using the stored token", "id", st.ID, "user_name", st.UserName)
+					continue
+				}
+			}
+			return nil, s.failed(ctx, t, err)
+		}
+		if s.usable(t, rejected) {
+			s.succeed(t)
+			return t, nil
+		}
+		if err := s.backingOff(t); err != nil {
+			return nil, err
+		}
+		switch {
+		case t.AccessToken == "" && t.RefreshToken == "":
+			if t.GrantToken == "" {
+				if stored == nil {
+					return nil, fmt.Errorf("%w: no stored token matches and the partial token has no grant code: %w", ErrNoToken, tokenstore.ErrNotFound)
+				}
+				return nil, fmt.Errorf("%w: token %q has no access, refresh or grant token", ErrNoToken, t.ID)
+			}
+			nt, err := s.exchange(ctx, t) // a record holding a grant code only
+			if err != nil {
+				return nil, s.failed(ctx, t, err)
+			}
+			return nt, nil
+		case t.RefreshToken == "":
+			return nil, fmt.Errorf("%w: the access token of token %q has expired or was rejected and there is no refresh token", ErrNoToken, t.ID)
+		case s.leaser != nil && t.ID != "":
+			return s.refreshLeased(ctx, t, rejected)
+		default:
+			return s.refreshBestEffort(ctx, t, rejected)
+		}
+	}
+}
+
+// newLogin reports whether the partial token's grant code is a new login
+// to exchange: the record (nil: none) does not hold it, and it has not
+// been used.
+func (s *Source) newLogin(stored *tokenstore.Token) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.partial.GrantToken != "" && !s.grantUsed && (stored == nil || stored.GrantToken != s.partial.GrantToken)
+}
+
+// load reads the record: by the known ID, else by the partial token's ID
+// or lookup rule. It returns the partial token merged with the record
+// (see mergeStored) and the record itself, or, when there is none, a copy
+// of the partial token and nil.
+func (s *Source) load(ctx context.Context) (*tokenstore.Token, *tokenstore.Token, error) {
+	s.mu.Lock()
+	id := s.id
+	partial := s.partial.Clone()
+	if s.grantUsed {
+		partial.GrantToken = ""
+	}
+	s.mu.Unlock()
+	if id == "" {
+		id = partial.ID
+	}
+	var stored *tokenstore.Token
+	var err error
+	if id != "" {
+		stored, err = s.store.FindTokenByID(ctx, id)
+		if errors.Is(err, tokenstore.ErrNotFound) && s.partial.ID == "" {
+			// Deleted since; a new login may have saved it anew.
+			stored, err = s.store.FindToken(ctx, s.partial)
+		}
+	} else {
+		stored, err = s.store.FindToken(ctx, s.partial)
+	}
+	if errors.Is(err, tokenstore.ErrNotFound) {
+		s.mu.Lock()
+		s.id, s.cur = "", nil
+		s.mu.Unlock()
+		partial.ID = ""
+		return partial, nil, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("tokensource: reading the stored token: %w", err)
+	}
+	s.mu.Lock()
+	s.id = stored.ID
+	if s.partial.GrantToken != "" && stored.GrantToken == s.partial.GrantToken {
+		s.grantUsed = true
+	}
+	s.mu.Unlock()
+	return mergeStored(partial, stored), stored, nil
+}
+
+// mergeStored merges the partial token with the stored record. The
+// caller's identity and client values win, as in tokenstore.Merge (the
+// Zoho SDKs' merge); the stored access token, expiry, refresh token and
+// API domain win over the partial token's, because the store holds the
+// newest generation: another process may have refreshed the token and
+// rotated the refresh token since the caller got its copy.
+func mergeStored(partial, stored *tokenstore.Token) *tokenstore.Token {
+	t := partial.Clone()
+	tokenstore.Merge(t, stored)
+	if stored.AccessToken != "" {
+		t.AccessToken, t.Expiry = stored.AccessToken, stored.Expiry
+	}
+	if stored.RefreshToken != "" {
+		t.RefreshToken = stored.RefreshToken
+	}
+	if stored.APIDomain != "" {
+		t.APIDomain = stored.APIDomain
+	}
+	t.ID = stored.ID
+	return t
+}
+
+// exchange trades the grant code for a token and saves it. The caller
+// records a failure.
+func (s *Source) exchange(ctx context.Context, t *tokenstore.Token) (*tokenstore.Token, error) {
+	form := url.Values{"grant_type": {"authorization_code"}, "code": {t.GrantToken}}
+	if t.RedirectURL != "" {
+		form.Set("redirect_uri", t.RedirectURL)
+	}
+	a, err := s.client.callToken(ctx, "exchange", form, t.ClientID, t.ClientSecret, t.GrantToken)
+	if err != nil {
+		return nil, err
+	}
+	nt := s.apply(t, a)
+	if err := s.save(ctx, nt); err != nil {
+		return nil, err
+	}
+	s.o.logger.DebugContext(ctx, "tokensource: exchanged the grant code", "id", nt.ID, "user_name", nt.UserName)
+	return nt, nil
+}
+
+// refreshLeased refreshes under the store's lease on the token, or waits
+// for the process that holds it to store its result.
+func (s *Source) refreshLeased(ctx context.Context, t *tokenstore.Token, rejected string) (*tokenstore.Token, error) {
+	stale := t.AccessToken
+	deadline := time.Now().Add(2 * s.o.leaseTTL)
+	delay := s.o.pollInitial
+	for {
+		ok, err := s.leaser.AcquireLease(ctx, t.ID, s.holder, s.o.leaseTTL)
+		if err != nil {
+			return nil, fmt.Errorf("tokensource: taking the refresh lease on token %q: %w", t.ID, err)
+		}
+		if ok {
+			return s.refreshHoldingLease(ctx, t.ID, rejected)
+		}
+		// Another process is refreshing: wait for its token.
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("%w (token %q, lease TTL %s)", ErrLeaseTimeout, t.ID, s.o.leaseTTL)
+		}
+		if err := sleep(ctx, delay); err != nil {
+			return nil, err
+		}
+		delay = min(2*delay, s.o.pollMax)
+		t2, st, err := s.load(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if st == nil {
+			return nil, fmt.Errorf("%w: token %q was deleted while waiting for its refresh: %w", ErrNoToken, t.ID, tokenstore.ErrNotFound)
+		}
+		if s.usable(t2, rejected) || (t2.AccessToken != "" && t2.AccessToken != stale && t2.AccessToken != rejected) {
+			s.succeed(t2)
+			s.o.logger.DebugContext(ctx, "tokensource: using the token another process refreshed", "id", t2.ID, "user_name", t2.UserName)
+			return t2, nil
+		}
+		t = t2
+	}
+}
+
+// refreshHoldingLease re-reads the token (the previous holder may have
+// refreshed it), refreshes it if still needed and saves it, which
+// releases the lease.
+func (s *Source) refreshHoldingLease(ctx context.Context, id, rejected string) (tok *tokenstore.Token, err error) {
+	release := true
+	defer func() {
+		if release {
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.o.saveTimeout)
+			defer cancel()
+			if rerr := s.leaser.ReleaseLease(rctx, id, s.holder); rerr != nil {
+				s.o.logger.WarnContext(ctx, "tokensource: could not release the refresh lease", "id", id, "error", rerr)
+			}
+		}
+	}()
+	t, st, err := s.load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if st == nil {
+		return nil, fmt.Errorf("%w: token %q was deleted: %w", ErrNoToken, id, tokenstore.ErrNotFound)
+	}
+	if s.usable(t, rejected) {
+		s.succeed(t)
+		return t, nil
+	}
+	if t.RefreshToken == "" {
+		return nil, fmt.Errorf("%w: token %q has no refresh token", ErrNoToken, t.ID)
+	}
+	nt, err := s.refresh(ctx, t)
+	if err != nil {
+		if t2, ok := s.rotatedElsewhere(ctx, t, rejected, err, 0); ok {
+			return t2, nil
+		}
+		return nil, s.failed(ctx, t, err)
+	}
+	if err := s.save(ctx, nt); err != nil {
+		return nil, err
+	}
+	release = false // saving the token released the lease
+	return nt, nil
+}
+
+// refreshBestEffort refreshes without a lease: for stores that are not
+// Leasers, and for a refresh token that has no record yet.
+func (s *Source) refreshBestEffort(ctx context.Context, t *tokenstore.Token, rejected string) (*tokenstore.Token, error) {
+	nt, err := s.refresh(ctx, t)
+	if err != nil {
+		if t2, ok := s.rotatedElsewhere(ctx, t, rejected, err, 5); ok {
+			return t2, nil
+		}
+		return nil, s.failed(ctx, t, err)
+	}
+	if nt.RefreshToken == t.RefreshToken && t.ID != "" {
+		// Conditional save: keep a token another process stored
+		// meanwhile rather than overwrite it (both are valid; without
+		// rotation nothing is lost).
+		if t2, st, lerr := s.load(ctx); lerr == nil && st != nil && t2.AccessToken != t.AccessToken && s.usable(t2, rejected) {
+			s.succeed(t2)
+			return t2, nil
+		}
+	}
+	if err := s.save(ctx, nt); err != nil {
+		return nil, err
+	}
+	return nt, nil
+}
+
+// rotatedElsewhere handles a refresh that the provider rejected as
+// ErrRefreshRevoked: with rotation, another process (one without the
+// lease, or whose lease lapsed) may have used the refresh token first and
+// stored its result. It returns that token if so. Without a lease the
+// other process may not have saved yet: it re-reads up to polls more
+// times, waiting as a lease waiter does.
+func (s *Source) rotatedElsewhere(ctx context.Context, t *tokenstore.Token, rejected string, err error, polls int) (*tokenstore.Token, bool) {
+	if !errors.Is(err, ErrRefreshRevoked) {
+		return nil, false
+	}
+	delay := s.o.pollInitial
+	for i := 0; ctx.Err() == nil; i++ {
+		t2, st, lerr := s.load(ctx)
+		if lerr == nil && st != nil && t2.RefreshToken != t.RefreshToken && s.usable(t2, rejected) {
+			s.succeed(t2)
+			return t2, true
+		}
+		if lerr != nil || i >= polls || sleep(ctx, delay) != nil {
+			break
+		}
+		delay = min(2*delay, s.o.pollMax)
+	}
+	return nil, false
+}
+
+// refresh calls the token endpoint with t's refresh token.
+func (s *Source) refresh(ctx context.Context, t *tokenstore.Token) (*tokenstore.Token, error) {
+	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {t.RefreshToken}}
+	a, err := s.client.callToken(ctx, "refresh", form, t.ClientID, t.ClientSecret, t.RefreshToken, t.AccessToken)
+	if err != nil {
+		return nil, err
+	}
+	nt := s.apply(t, a)
+	s.o.logger.DebugContext(ctx, "tokensource: refreshed the token", "id", nt.ID, "user_name", nt.UserName,
+		"rotated", a.refreshToken != "" && a.refreshToken != t.RefreshToken)
+	return nt, nil
+}
+
+// apply returns t updated with a token answer: the new access token and
+// expiry, the refresh token if the answer has one (a refresh answer
+// without one keeps t's), the API domain if the answer has one.
+func (s *Source) apply(t *tokenstore.Token, a *tokenAnswer) *tokenstore.Token {
+	nt := t.Clone()
+	nt.AccessToken = a.accessToken
+	if a.refreshToken != "" {
+		nt.RefreshToken = a.refreshToken
+	}
+	if a.apiDomain != "" {
+		nt.APIDomain = a.apiDomain
+	}
+	life := a.lifetime
+	if life <= 0 {
+		life = DefaultLifetime
+	}
+	nt.Expiry = s.o.now().Add(life).UTC()
+	return nt
+}
+
+// save stores a new token, even if ctx ends meanwhile (the provider may
+// have rotated the refresh token: losing the new one would lock every
+// process out). On failure the token is kept and saved first by the
+// next call; it is not returned before it is saved.
+func (s *Source) save(ctx context.Context, nt *tokenstore.Token) error {
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.o.saveTimeout)
+	defer cancel()
+	if err := s.store.SaveToken(sctx, nt); err != nil {
+		s.mu.Lock()
+		s.unsaved = nt
+		s.mu.Unlock()
+		return fmt.Errorf("tokensource: saving the new token: %w", err)
+	}
+	s.mu.Lock()
+	s.unsaved = nil
+	s.mu.Unlock()
+	s.succeed(nt)
+	return nil
+}
+
+// saveUnsaved retries the save of a token whose save failed.
+func (s *Source) saveUnsaved(ctx context.Context) error {
+	s.mu.Lock()
+	nt := s.unsaved
+	s.mu.Unlock()
+	if nt == nil {
+		return nil
+	}
+	return s.save(ctx, nt)
+}
+
+// succeed records t as the current token and ends any backoff.
+func (s *Source) succeed(t *tokenstore.Token) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cur = t.Clone()
+	if t.ID != "" {
+		s.id = t.ID
+	}
+	s.fail = nil
+}
+
+// failed records a failed token request for the backoff and returns err.
+// A cancelled or expired context is not a failure of the provider.
+func (s *Source) failed(ctx context.Context, t *tokenstore.Token, err error) error {
+	if ctx.Err() != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f := s.fail
+	if f == nil || f.grant != t.GrantToken || f.refresh != t.RefreshToken || f.access != t.AccessToken {
+		f = &failure{grant: t.GrantToken, refresh: t.RefreshToken, access: t.AccessToken}
+	}
+	f.count++
+	f.err = err
+	initial, limit := s.o.transient, s.o.maxTransient
+	if permanent(err) {
+		initial, limit = s.o.backoff, s.o.maxBackoff
+	}
+	d := limit
+	if f.count-1 < 40 {
+		d = min(initial<<(f.count-1), limit)
+	}
+	f.until = s.o.now().Add(d)
+	s.fail = f
+	s.o.logger.WarnContext(ctx, "tokensource: token request failed; backing off", "id", t.ID, "user_name", t.UserName,
+		"error", err, "failures", f.count, "retry_after", f.until)
+	return err
+}
+
+// backingOff returns an ErrBackingOff error while the last failure's
+// backoff lasts and t carries the credentials that failed; a changed
+// token in the store (a new login, another process's refresh) ends the
+// backoff at once.
+func (s *Source) backingOff(t *tokenstore.Token) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f := s.fail
+	if f == nil {
+		return nil
+	}
+	if f.grant != t.GrantToken || f.refresh != t.RefreshToken || f.access != t.AccessToken {
+		s.fail = nil
+		return nil
+	}
+	if !s.o.now().Before(f.until) {
+		return nil // try again; failed keeps counting
+	}
+	return fmt.Errorf("%w until %s (%d failures): %w", ErrBackingOff, f.until.UTC().Format(time.RFC3339), f.count, f.err)
+}
+
+// sleep waits d with ±25% jitter, or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	if d > 0 {
+		d = d*3/4 + rand.N(d/2+1)
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	if _, err := crand.Read(b); err != nil {
+		panic("tokensource: crypto/rand failed: " + err.Error())
+	}
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,429 @@
+// Package tokensourcetest runs package tokensource against any store:
+// Run proves the cross-process guarantee (several OS processes that hit
+// one expired token cause exactly one refresh at the provider, while the
+// provider rotates refresh tokens), and Lifecycle walks a token through
+// its whole lifecycle with a narration (the quickstart examples' flow).
+//
+// A test calls Run with a Factory that opens the store under test:
+//
+//	func TestTokenSourceCrossProcess(t *testing.T) {
+//		tokensourcetest.Run(t, tokensourcetest.Config{}, func(tb testing.TB, o tokensourcetest.StoreOptions) tokenstore.Store {
+//			s, err := awssm.New(tb.Context(), newClient(tb), o.Prefix+"/")
+//			if err != nil {
+//				tb.Fatal(err)
+//			}
+//			return s
+//		})
+//	}
+//
+// Run, in the test process (the parent), starts an oauthtest server with
+// rotation on 127.0.0.1, opens the store, logs a user in (grant code
+// exchange), marks the stored token expired, and re-executes the test
+// binary (os.Args[0]) Config.Processes times (default 8) with -test.run
+// matching only the calling test and CLOUDTOKENS_TOKENSOURCETEST_*
+// variables that make Run, in those children, play one process: open the
+// store with the same Factory, build a tokensource.Source for the user,
+// wait at a file barrier until every child is ready, call Token once and
+// report a fingerprint of the access token (never the token). The parent
+// then requires that every child succeeded, that the token endpoint saw
+// exactly one refresh request (and no failed one from a process that lost
+// the race), that all children got the same access token, which is the
+// stored one, and that the stored refresh token is the rotated one.
+//
+// The rest of the parent's environment passes to the children (so
+// endpoints such as CLOUDTOKENS_AWS_ENDPOINT reach them), plus Config.Env.
+// Because a child runs the same test function, setup that only the
+// parent must do has to be skipped there (see IsChild), and a TestMain
+// that starts servers must do the same. In a child Run returns nil once
+// its process is done; the test must then return.
+package tokensourcetest
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cloudtokens/cloudtokens/oauthtest"
+	"github.com/cloudtokens/cloudtokens/tokensource"
+	"github.com/cloudtokens/cloudtokens/tokenstore"
+)
+
+// Factory opens the store under test on the run's shared data. Run calls
+// it once in the parent and once in every child. It should fail tb when
+// it cannot; it may register cleanups with tb.Cleanup.
+type Factory func(tb testing.TB, o StoreOptions) tokenstore.Store
+
+// StoreOptions tell a Factory which store to open.
+type StoreOptions struct {
+	// Prefix is the run's unique prefix: "tsrc-" and 12 characters of
+	// [a-z0-9], valid in an AWS secret name, a GCP secret ID and a Vault
+	// path. Add a separator if the adapter wants one.
+	Prefix string
+	// Dir is an empty directory shared by all processes of the run, for
+	// file-backed test stores.
+	Dir string
+	// Worker is the child's number, 0 to Processes-1, or -1 in the parent.
+	Worker int
+
+	env map[string]string
+}
+
+// Getenv returns an environment variable as the children see it: the
+// value in Config.Env if any, otherwise os.Getenv.
+func (o StoreOptions) Getenv(key string) string {
+	if v, ok := o.env[key]; ok {
+		return v
+	}
+	return os.Getenv(key)
+}
+
+// Config describes a run. The zero value is 8 processes.
+type Config struct {
+	// Processes is the number of child processes (default 8).
+	Processes int
+	// Timeout bounds the run (default 2 minutes).
+	Timeout time.Duration
+	// Env holds "KEY=value" pairs added to the children's environment and
+	// seen by StoreOptions.Getenv in every process.
+	Env []string
+	// Prefix overrides the random prefix.
+	Prefix string
+	// KeepData leaves the run's token in the store.
+	KeepData bool
+}
+
+// Result is what a run measured.
+type Result struct {
+	// Refreshes and Exchanges are the provider's counts over the run
+	// (the parent's login is the one exchange).
+	Refreshes, Exchanges int
+	// TokenRequests counts every token endpoint request, failed ones too.
+	TokenRequests int
+	// Slowest is the longest Token call of a child.
+	Slowest time.Duration
+}
+
+const (
+	envRole     = "CLOUDTOKENS_TOKENSOURCETEST_ROLE" // "child"
+	envTest     = "CLOUDTOKENS_TOKENSOURCETEST_TEST"
+	envDir      = "CLOUDTOKENS_TOKENSOURCETEST_DIR"
+	envWorker   = "CLOUDTOKENS_TOKENSOURCETEST_WORKER"
+	envPrefix   = "CLOUDTOKENS_TOKENSOURCETEST_PREFIX"
+	envTokenURL = "CLOUDTOKENS_TOKENSOURCETEST_TOKEN_URL"
+	envClient   = "CLOUDTOKENS_TOKENSOURCETEST_CLIENT" // id and secret, space separated
+	envUser     = "CLOUDTOKENS_TOKENSOURCETEST_USER"
+	envTimeout  = "CLOUDTOKENS_TOKENSOURCETEST_TIMEOUT"
+	envExtra    = "CLOUDTOKENS_TOKENSOURCETEST_ENV" // Config.Env, JSON
+)
+
+// IsChild reports whether this process is a child started by Run.
+func IsChild() bool { return os.Getenv(envRole) == "child" }
+
+// childReport is what a child writes to result-<worker>.json.
+type childReport struct {
+	Fingerprint string        `json:"fingerprint"`
+	Elapsed     time.Duration `json:"elapsed"`
+	Error       string        `json:"error,omitempty"`
+}
+
+// Fingerprint returns a short SHA-256 fingerprint of a token value, safe
+// to print and compare.
+func Fingerprint(v string) string {
+	sum := sha256.Sum256([]byte(v))
+	return hex.EncodeToString(sum[:6])
+}
+
+// Run runs the cross-process refresh check described in the package
+// documentation on stores opened by newStore. In the parent it returns
+// the measurements; in a child it plays one process and returns nil.
+func Run(t *testing.T, cfg Config, newStore Factory) *Result {
+	t.Helper()
+	if IsChild() {
+		runChild(t, newStore)
+		return nil
+	}
+	if cfg.Processes <= 0 {
+		cfg.Processes = 8
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 2 * time.Minute
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = "tsrc-" + randomSuffix()
+	}
+	env := map[string]string{}
+	for _, kv := range cfg.Env {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" || strings.HasPrefix(k, "CLOUDTOKENS_TOKENSOURCETEST_") {
+			t.Fatalf("tokensourcetest: bad Config.Env entry for key %q", k)
+		}
+		env[k] = v
+	}
+	return runParent(t, cfg, env, newStore)
+}
+
+func runParent(t *testing.T, cfg Config, env map[string]string, newStore Factory) *Result {
+	ctx, cancel := context.WithTimeout(t.Context(), cfg.Timeout)
+	defer cancel()
+	dir := t.TempDir()
+	storeDir := filepath.Join(dir, "store")
+	barrierDir := filepath.Join(dir, "barrier")
+	for _, d := range []string{storeDir, barrierDir} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv := oauthtest.Start(t, oauthtest.WithRotation(true))
+	opts := StoreOptions{Prefix: cfg.Prefix, Dir: storeDir, Worker: -1, env: env}
+	store := newStore(t, opts)
+	user := cfg.Prefix + "-user"
+	tcfg := tokensource.Config{TokenURL: srv.TokenURL, RevokeURL: srv.RevokeURL, ClientID: srv.ClientID(), ClientSecret: srv.ClientSecret()}
+
+	// Log in, then make the stored token expired.
+	login, err := tokensource.New(store, &tokenstore.Token{UserName: user, GrantToken: srv.IssueGrant(user)}, tcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := login.TokenContext(ctx); err != nil {
+		t.Fatalf("tokensourcetest: login: %v", err)
+	}
+	st, err := store.FindToken(ctx, &tokenstore.Token{UserName: user})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.KeepData {
+		t.Cleanup(func() {
+			if err := store.DeleteToken(context.WithoutCancel(ctx), st.ID); err != nil && !errors.Is(err, tokenstore.ErrNotFound) {
+				t.Logf("tokensourcetest: cleanup: %v", err)
+			}
+		})
+	}
+	oldRefresh := st.RefreshToken
+	st.Expiry = time.Now().Add(-time.Minute)
+	if err := store.SaveToken(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := store.FindTokenByID(ctx, st.ID); err != nil || got.Expiry.After(time.Now()) {
+		t.Fatalf("tokensourcetest: the stored token is not expired: %v %v", got, err)
+	}
+
+	extra, _ := json.Marshal(env)
+	base := append(os.Environ(), mapEnv(env)...)
+	base = append(base,
+		envRole+"=child", envTest+"="+t.Name(), envDir+"="+dir, envPrefix+"="+cfg.Prefix,
+		envTokenURL+"="+srv.TokenURL, envClient+"="+srv.ClientID()+" "+srv.ClientSecret(),
+		envUser+"="+user, envTimeout+"="+cfg.Timeout.String(), envExtra+"="+string(extra))
+	type child struct {
+		cmd *exec.Cmd
+		out *strings.Builder
+		err error
+	}
+	children := make([]*child, cfg.Processes)
+	var wg sync.WaitGroup
+	for i := range children {
+		cmd := exec.CommandContext(ctx, os.Args[0], "-test.run="+runPattern(t.Name()), "-test.count=1",
+			"-test.timeout="+cfg.Timeout.String())
+		cmd.Env = append(base[:len(base):len(base)], envWorker+"="+strconv.Itoa(i))
+		out := &strings.Builder{}
+		w := &lockedWriter{w: out}
+		cmd.Stdout, cmd.Stderr = w, w
+		c := &child{cmd: cmd, out: out}
+		children[i] = c
+		if err := cmd.Start(); err != nil {
+			t.Fatalf("tokensourcetest: starting child %d: %v", i, err)
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); c.err = cmd.Wait() }()
+	}
+	// Release the children together once all are ready.
+	allReady := make(chan struct{})
+	go func() {
+		defer close(allReady)
+		for ctx.Err() == nil {
+			n := 0
+			for i := range children {
+				if _, err := os.Stat(filepath.Join(barrierDir, "ready-"+strconv.Itoa(i))); err == nil {
+					n++
+				}
+			}
+			if n == len(children) {
+				_ = os.WriteFile(filepath.Join(barrierDir, "go"), nil, 0o600)
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	wg.Wait()
+	<-allReady
+
+	res := &Result{}
+	fingerprints := map[string]int{}
+	for i, c := range children {
+		if c.err != nil {
+			t.Errorf("tokensourcetest: child %d: %v\n%s", i, c.err, c.out.String())
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(barrierDir, "result-"+strconv.Itoa(i)+".json"))
+		var rep childReport
+		if err == nil {
+			err = json.Unmarshal(b, &rep)
+		}
+		if err != nil {
+			t.Errorf("tokensourcetest: child %d left no result: %v\n%s", i, err, c.out.String())
+			continue
+		}
+		if rep.Error != "" {
+			t.Errorf("tokensourcetest: child %d: Token: %s", i, rep.Error)
+			continue
+		}
+		fingerprints[rep.Fingerprint]++
+		res.Slowest = max(res.Slowest, rep.Elapsed)
+	}
+	res.Refreshes, res.Exchanges, res.TokenRequests = srv.Refreshes(), srv.Exchanges(), srv.TokenRequests()
+	t.Logf("tokensourcetest: %d processes: %d refresh(es), %d token request(s) in all, slowest Token call %v",
+		cfg.Processes, res.Refreshes, res.TokenRequests, res.Slowest)
+	if t.Failed() {
+		return res
+	}
+	if res.Refreshes != 1 || res.Exchanges != 1 {
+		t.Errorf("tokensourcetest: the provider saw %d refreshes and %d exchanges; want exactly 1 and 1", res.Refreshes, res.Exchanges)
+	}
+	// With rotation the provider accepts a refresh token once, so a
+	// second successful refresh is impossible anyway: the check that
+	// matters is that no other process even tried (and failed).
+	if res.TokenRequests != 2 {
+		t.Errorf("tokensourcetest: %d token endpoint requests; want 2 (the login and one refresh): processes that lost the race called the provider", res.TokenRequests)
+	}
+	if len(fingerprints) != 1 {
+		t.Errorf("tokensourcetest: the children got %d different access tokens: %v", len(fingerprints), fingerprints)
+	}
+	final, err := store.FindTokenByID(ctx, st.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := fingerprints[Fingerprint(final.AccessToken)]; !ok {
+		t.Errorf("tokensourcetest: the stored access token is not the one the children got")
+	}
+	if final.RefreshToken == oldRefresh || !srv.RefreshTokenValid(final.RefreshToken) || srv.RefreshTokenValid(oldRefresh) {
+		t.Errorf("tokensourcetest: the stored refresh token is not the rotated one")
+	}
+	// A new process now finds a fresh token and does not refresh.
+	again, err := tokensource.New(store, &tokenstore.Token{UserName: user}, tcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok, err := again.TokenContext(ctx); err != nil || tok.AccessToken != final.AccessToken || srv.Refreshes() != 1 {
+		t.Errorf("tokensourcetest: a later Source: %v (refreshes %d)", err, srv.Refreshes())
+	}
+	return res
+}
+
+func runChild(t *testing.T, newStore Factory) {
+	if name := os.Getenv(envTest); name != t.Name() {
+		t.Fatalf("tokensourcetest: child of test %q runs Run in test %q", name, t.Name())
+	}
+	worker, err := strconv.Atoi(os.Getenv(envWorker))
+	if err != nil {
+		t.Fatalf("tokensourcetest: bad %s", envWorker)
+	}
+	timeout, err := time.ParseDuration(os.Getenv(envTimeout))
+	if err != nil {
+		t.Fatalf("tokensourcetest: bad %s", envTimeout)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), timeout)
+	defer cancel()
+	env := map[string]string{}
+	if err := json.Unmarshal([]byte(os.Getenv(envExtra)), &env); err != nil {
+		t.Fatalf("tokensourcetest: bad %s", envExtra)
+	}
+	dir := os.Getenv(envDir)
+	barrierDir := filepath.Join(dir, "barrier")
+	store := newStore(t, StoreOptions{Prefix: os.Getenv(envPrefix), Dir: filepath.Join(dir, "store"), Worker: worker, env: env})
+	id, secret, _ := strings.Cut(os.Getenv(envClient), " ")
+	src, err := tokensource.New(store, &tokenstore.Token{UserName: os.Getenv(envUser)},
+		tokensource.Config{TokenURL: os.Getenv(envTokenURL), ClientID: id, ClientSecret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(barrierDir, "ready-"+strconv.Itoa(worker)), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(barrierDir, "go")); err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("tokensourcetest: child %d: barrier: %v", worker, ctx.Err())
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+	start := time.Now()
+	tok, err := src.TokenContext(ctx)
+	rep := childReport{Elapsed: time.Since(start)}
+	if err != nil {
+		rep.Error = err.Error()
+	} else {
+		rep.Fingerprint = Fingerprint(tok.AccessToken)
+	}
+	b, _ := json.Marshal(rep)
+	if werr := os.WriteFile(filepath.Join(barrierDir, "result-"+strconv.Itoa(worker)+".json"), b, 0o600); werr != nil {
+		t.Fatal(werr)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// runPattern returns a -test.run pattern that matches exactly the test
+// (or subtest) name.
+func runPattern(name string) string {
+	parts := strings.Split(name, "/")
+	for i, p := range parts {
+		parts[i] = "^" + regexp.QuoteMeta(p) + "$"
+	}
+	return strings.Join(parts, "/")
+}
+
+func mapEnv(env map[string]string) []string {
+	out := make([]string, 0, len(env))
+	for k, v := range env {
+		out = append(out, k+"="+v)
+	}
+	return out
+}
+
+func randomSuffix() string {
+	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+	var b [12]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err)
+	}
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return string(b[:])
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  *strings.Builder
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
