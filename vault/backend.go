@@ -410,8 +410,8 @@ func (b *Backend) checkMount(ctx context.Context) error {
 	case isStatus(err, http.StatusBadRequest) && hasMessage(asResponseError(err), "No secret engine mount"):
 		return &MountError{Mount: b.mount, Err: ErrMountNotFound, Cause: err, Detail: "nothing is mounted there; enable one with: vault secrets enable -path=" + b.mount + " kv-v2"}
 	case isStatus(err, http.StatusForbidden):
-		return &MountError{Mount: b.mount, Err: ErrMountNotFound, Cause: fmt.Errorf("%w: %w", ErrPermissionDenied, uiErr),
-			Detail: "the mount does not exist or the token has no access to it (Vault does not tell which); check the mount path and the token's policy"}
+		return &MountError{Mount: b.mount, Err: ErrPermissionDenied, Cause: fmt.Errorf("%w: %w", ErrMountNotFound, b.fail("read", "sys/internal/ui/mounts/"+b.mount, uiErr)),
+			Detail: "the token is invalid or expired or has no policy for any path in the mount, or nothing is mounted there (Vault does not tell which); check VAULT_TOKEN, the token's policy and the mount path"}
 	}
 	if err == nil {
 		err = errors.New("empty response")
@@ -481,7 +481,17 @@ type responseError struct {
 }
 
 func (e *responseError) Error() string {
-	msg := strings.Join(e.messages, "; ")
+	var parts []string
+	for _, m := range e.messages {
+		// Vault nests multi-errors ("2 errors occurred:\n\t* permission denied\n\t* invalid token").
+		for _, line := range strings.Split(m, "\n") {
+			line = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), "* "))
+			if line != "" && !strings.HasSuffix(line, "errors occurred:") && !strings.HasSuffix(line, "error occurred:") {
+				parts = append(parts, line)
+			}
+		}
+	}
+	msg := strings.Join(parts, "; ")
 	if msg == "" {
 		msg = http.StatusText(e.status)
 	}

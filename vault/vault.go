@@ -51,8 +51,10 @@ var (
 )
 
 // MountError is the error of New for a mount that cannot hold a store. It
-// wraps ErrNotKVv2 or ErrMountNotFound (and ErrPermissionDenied when the
-// token may not read the mount's configuration) and the Vault error.
+// wraps ErrNotKVv2, ErrMountNotFound, or, when Vault denies both ways of
+// reading the mount's configuration (a bad token, no access, or no mount:
+// Vault does not tell which), ErrPermissionDenied and ErrMountNotFound;
+// and the Vault error.
 type MountError struct {
 	// Mount is the mount path as configured, without a trailing "/".
 	Mount string
@@ -61,7 +63,7 @@ type MountError struct {
 	Type string
 	// Version is the KV version ("1", "2") Vault reported, or "".
 	Version string
-	// Err is ErrNotKVv2 or ErrMountNotFound.
+	// Err is ErrNotKVv2, ErrMountNotFound or ErrPermissionDenied.
 	Err error
 	// Cause is the underlying Vault error, if any.
 	Cause error
@@ -206,7 +208,9 @@ func WithReadWorkers(n int) Option {
 // engine gives a *MountError wrapping ErrNotKVv2. When that call is
 // denied, which Vault also answers for a mount that does not exist, New
 // asks sys/mounts/<mount>: a missing mount gives a *MountError wrapping
-// ErrMountNotFound (and ErrPermissionDenied if that too is denied).
+// ErrMountNotFound; if that is denied too (a bad or expired token, a
+// token without access), the *MountError wraps ErrPermissionDenied and
+// ErrMountNotFound.
 //
 // prefix is one or more "/"-separated segments of [A-Za-z0-9._-] (no
 // empty, "." or ".." segment); a bad prefix or mount gives

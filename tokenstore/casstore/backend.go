@@ -33,6 +33,11 @@
 //     token document alone.
 //   - Delete: the token document goes first, then its index entries.
 //
+// A write whose response is lost (a network error after the backend
+// applied it) and that the SDK then retries meets its own new version and
+// reports a mismatch; the engine treats it as lost. For an insert this can
+// leave an unindexed document, which Check reports as Unindexed.
+//
 // An index entry whose token is gone, or no longer holds the key, is
 // stale; readers verify every token they read against the query, so a
 // stale entry can cost a read but never yields a wrong answer.
@@ -77,7 +82,9 @@ type Backend interface {
 	Create(ctx context.Context, name string, value []byte) (version string, err error)
 	// Update replaces the document if its current version is version and
 	// returns the new version. Another version gives an error wrapping
-	// ErrVersionMismatch; a missing document, tokenstore.ErrNotFound.
+	// ErrVersionMismatch; a missing document, tokenstore.ErrNotFound, or
+	// ErrVersionMismatch where the backend cannot tell the two apart (Vault
+	// KV v2): the engine retries with a fresh read either way.
 	Update(ctx context.Context, name string, value []byte, version string) (newVersion string, err error)
 	// Delete removes the document. A missing document gives an error
 	// wrapping tokenstore.ErrNotFound.
