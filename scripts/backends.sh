@@ -58,7 +58,8 @@ _backends_wait_http() {
 	return 1
 }
 
-# _backends_spawn LOG CMD...: start CMD in its own process group, print its PID.
+# _backends_spawn LOG CMD...: start CMD in its own process group (setsid execs
+# in place, so the PID is the server's); its PID goes to _backends_last_pid.
 _backends_spawn() {
 	local log=$1
 	shift
@@ -67,15 +68,15 @@ _backends_spawn() {
 	else
 		"$@" </dev/null >"$log" 2>&1 &
 	fi
-	echo $!
+	_backends_last_pid=$!
 }
 
 _backends_kill() {
-	local pid=$1 i
+	local pid=$1
 	kill -0 "$pid" 2>/dev/null || return 0
 	# setsid made the server a group leader: end the group, else the process.
 	kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null
-	for i in $(seq 50); do
+	for _ in $(seq 50); do
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.1
 	done
@@ -90,21 +91,22 @@ _backends_fail_log() {
 }
 
 backends_start_aws() {
-	local port pid log try
+	local port pid log
 	if ! command -v moto_server >/dev/null; then
 		_backends_log "moto_server not found on PATH (pip install 'moto[server]')"
 		return 1
 	fi
 	log="$CLOUDTOKENS_BACKENDS_DIR/moto.log"
-	for try in 1 2 3; do
+	for _ in 1 2 3; do
 		port=$(_backends_free_port) || return 1
-		pid=$(_backends_spawn "$log" moto_server -H 127.0.0.1 -p "$port")
+		_backends_spawn "$log" moto_server -H 127.0.0.1 -p "$port"
+		pid=$_backends_last_pid
 		if _backends_wait_http "http://127.0.0.1:$port/moto-api/data.json" "$pid" 60; then
 			_backends_pids+=("$pid")
 			export CLOUDTOKENS_AWS_ENDPOINT="http://127.0.0.1:$port"
 			export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
 			export AWS_DEFAULT_REGION=us-east-1
-			_backends_log "moto_server $(moto_server --version 2>/dev/null | head -n1) pid $pid at $CLOUDTOKENS_AWS_ENDPOINT (log $log)"
+			_backends_log "moto_server (moto $(python3 -c 'import moto; print(moto.__version__)' 2>/dev/null)) pid $pid at $CLOUDTOKENS_AWS_ENDPOINT (log $log)"
 			return 0
 		fi
 		_backends_kill "$pid"
@@ -115,7 +117,7 @@ backends_start_aws() {
 }
 
 backends_start_vault() {
-	local bin port pid log token try
+	local bin port pid log token
 	bin=${CLOUDTOKENS_VAULT_BIN:-}
 	if [[ -z "$bin" ]]; then
 		bin=$("$_backends_root/scripts/build-vault.sh") || {
@@ -125,12 +127,13 @@ backends_start_vault() {
 	fi
 	log="$CLOUDTOKENS_BACKENDS_DIR/vault.log"
 	token="root-$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
-	for try in 1 2 3; do
+	for _ in 1 2 3; do
 		port=$(_backends_free_port) || return 1
 		# env -u: a VAULT_* from the caller must not steer the dev server.
-		pid=$(_backends_spawn "$log" env -u VAULT_ADDR -u VAULT_TOKEN -u VAULT_NAMESPACE \
+		_backends_spawn "$log" env -u VAULT_ADDR -u VAULT_TOKEN -u VAULT_NAMESPACE \
 			"$bin" server -dev -dev-no-store-token \
-			-dev-root-token-id="$token" -dev-listen-address="127.0.0.1:$port")
+			-dev-root-token-id="$token" -dev-listen-address="127.0.0.1:$port"
+		pid=$_backends_last_pid
 		if _backends_wait_http "http://127.0.0.1:$port/v1/sys/health" "$pid" 60; then
 			_backends_pids+=("$pid")
 			export CLOUDTOKENS_VAULT_ADDR="http://127.0.0.1:$port" CLOUDTOKENS_VAULT_TOKEN="$token"

@@ -84,7 +84,7 @@ func InCI() bool {
 // unavailable skips the test, or fails it in CI.
 func unavailable(t testing.TB, what, why string) {
 	t.Helper()
-	msg := fmt.Sprintf("backend %s unavailable: %s\n%s", what, why, Env())
+	msg := fmt.Sprintf("backend %s unavailable: %s (./scripts/test.sh starts the backends; variables: backend.Env())", what, why)
 	if InCI() {
 		t.Fatal("CI=true: " + msg)
 	}

@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# Run every test of every module against real backends:
+#
+#   ./scripts/test.sh [go test flags...]     e.g. ./scripts/test.sh -run Conformance -v
+#
+# 1. starts moto_server (AWS Secrets Manager) and a Vault dev server (built
+#    once per machine by scripts/build-vault.sh, then cached) on loopback and
+#    exports CLOUDTOKENS_AWS_ENDPOINT, AWS_*, CLOUDTOKENS_VAULT_ADDR/_TOKEN,
+#    VAULT_ADDR/VAULT_TOKEN (see scripts/backends.sh);
+# 2. runs `go test -count=1 -race` over ./... in every module (each directory
+#    with a go.mod, except integration/tools/*), going on past failures;
+# 3. prints a per-module summary and a closing count line; exits non-zero if
+#    any module failed.
+#
+# Settings:
+#   CLOUDTOKENS_SKIP_SERVERS=1   start nothing; use the endpoints already in the environment
+#   CLOUDTOKENS_RACE=0           no -race (default: on when cgo works)
+#   CLOUDTOKENS_TEST_TIMEOUT=20m go test -timeout per test binary
+#   CLOUDTOKENS_MODULES="awssm vault"  only these module dirs ("." is the root)
+#   CI=true                      a backend that cannot start fails the run (and
+#                                tests fail rather than skip without one)
+set -uo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root" || exit 1
+
+ci=false
+[[ "${CI:-}" == "true" || "${CI:-}" == "1" ]] && ci=true
+
+# --- modules -----------------------------------------------------------------
+if [[ -n "${CLOUDTOKENS_MODULES:-}" ]]; then
+	read -r -a modules <<<"$CLOUDTOKENS_MODULES"
+else
+	mapfile -t modules < <(
+		find . \( -name .git -o -name node_modules -o -name testdata -o -name vendor \
+			-o -path ./integration/tools \) -prune -o -name go.mod -print |
+			sed -e 's|^\./||' -e 's|/\?go\.mod$||' -e 's|^$|.|' |
+			awk '{ o = ($0 == ".") ? 0 : ($0 ~ /^integration/) ? 2 : ($0 ~ /^examples/) ? 3 : 1; print o "\t" $0 }' |
+			sort -k1,1n -k2 | cut -f2
+	)
+fi
+if ((${#modules[@]} == 0)); then
+	echo "test.sh: no go.mod found" >&2
+	exit 1
+fi
+
+# --- backends ----------------------------------------------------------------
+if [[ "${CLOUDTOKENS_SKIP_SERVERS:-}" == 1 ]]; then
+	echo "test.sh: CLOUDTOKENS_SKIP_SERVERS=1: using endpoints from the environment" >&2
+else
+	# shellcheck source=scripts/backends.sh
+	source "$root/scripts/backends.sh"
+	trap 'backends_stop' EXIT
+	trap 'exit 130' INT TERM
+	if ! backends_start; then
+		echo "test.sh: FAIL: backends did not start" >&2
+		exit 1
+	fi
+fi
+for v in CLOUDTOKENS_AWS_ENDPOINT CLOUDTOKENS_VAULT_ADDR; do
+	if [[ -n "${!v:-}" ]]; then
+		echo "test.sh: $v=${!v}" >&2
+	else
+		echo "test.sh: $v unset: those tests will $($ci && echo FAIL || echo skip)" >&2
+	fi
+done
+
+# --- go test -----------------------------------------------------------------
+flags=(-count=1 "-timeout=${CLOUDTOKENS_TEST_TIMEOUT:-20m}")
+if [[ "${CLOUDTOKENS_RACE:-1}" != 0 && "$(go env CGO_ENABLED)" == 1 ]] && command -v "$(go env CC)" >/dev/null 2>&1; then
+	flags+=(-race)
+fi
+
+# Formats `go test -json` like plain `go test` (output of passing tests
+# hidden, failures and skip reasons shown) and prints a count line to fd 3.
+summarize='
+import json, sys
+counts = {"pass": 0, "fail": 0, "skip": 0}
+buf = {}
+def out(s):
+    sys.stdout.write(s); sys.stdout.flush()
+for line in sys.stdin:
+    try:
+        ev = json.loads(line)
+    except ValueError:
+        out(line); continue
+    act, pkg, test, text = ev.get("Action"), ev.get("Package") or ev.get("ImportPath", ""), ev.get("Test"), ev.get("Output", "")
+    if act == "build-output":
+        out(text); continue
+    if test:
+        key = (pkg, test)
+        if act == "output":
+            buf.setdefault(key, []).append(text)
+        elif act in counts:
+            counts[act] += 1
+            lines = buf.pop(key, [])
+            if act != "pass":
+                out("".join(lines))
+        continue
+    if act == "output":
+        if text.strip() != "PASS":
+            out(text)
+    elif act in ("pass", "fail", "skip"):
+        # Tests cut short (panic, timeout) never report: show what they said.
+        for k in [k for k in buf if k[0] == pkg]:
+            out("".join(buf.pop(k)))
+with open(3, "w") as f:
+    f.write("%d %d %d\n" % (counts["pass"], counts["fail"], counts["skip"]))
+'
+use_json=true
+command -v python3 >/dev/null || use_json=false
+
+summary=()
+total_pass=0 total_fail=0 total_skip=0 failed_modules=0
+start_all=$(date +%s)
+countfile=$(mktemp)
+for m in "${modules[@]}"; do
+	name=$m
+	[[ "$m" == . ]] && name="(root)"
+	echo
+	echo "=== module $name: go test ${flags[*]} $* ./..."
+	start=$(date +%s)
+	if $use_json; then
+		: >"$countfile"
+		(cd "$m" && go test -json "${flags[@]}" "$@" ./...) 2>&1 | python3 -u -c "$summarize" 3>"$countfile"
+		rc=${PIPESTATUS[0]}
+		read -r p f s <"$countfile" || { p=0 f=0 s=0; }
+	else
+		(cd "$m" && go test "${flags[@]}" "$@" ./...)
+		rc=$?
+		p=0 f=0 s=0
+	fi
+	secs=$(($(date +%s) - start))
+	# A build failure, panic or timeout fails a module without a failed test
+	# being reported: count it as one failure so the count line says so.
+	((rc != 0 && f == 0)) && f=1
+	total_pass=$((total_pass + p)) total_fail=$((total_fail + f)) total_skip=$((total_skip + s))
+	if ((rc == 0)); then
+		status=ok
+	else
+		status=FAIL
+		failed_modules=$((failed_modules + 1))
+	fi
+	summary+=("$(printf '%-5s %-28s %5ss  %5d passed %4d failed %4d skipped' "$status" "$name" "$secs" "$p" "$f" "$s")")
+done
+rm -f "$countfile"
+
+echo
+echo "=== summary (${#modules[@]} modules, $(($(date +%s) - start_all))s, go test ${flags[*]} $*)"
+printf '%s\n' "${summary[@]}"
+if ((failed_modules > 0)); then
+	echo "test.sh: FAIL: $failed_modules of ${#modules[@]} modules failed"
+else
+	echo "test.sh: ok: all ${#modules[@]} modules passed"
+fi
+# Counts are of tests and subtests that reported a result.
+echo "tests: $total_pass passed, $total_fail failed, $total_skip skipped"
+((failed_modules == 0))
