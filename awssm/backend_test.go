@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 
@@ -66,7 +67,7 @@ func testClient(t *testing.T) (*secretsmanager.Client, *opCounter) {
 	t.Helper()
 	ep := os.Getenv("CLOUDTOKENS_AWS_ENDPOINT")
 	if ep == "" {
-		if os.Getenv("CI") == "true" {
+		if ci, _ := strconv.ParseBool(os.Getenv("CI")); ci {
 			t.Fatal("CLOUDTOKENS_AWS_ENDPOINT is not set; CI must provide moto_server")
 		}
 		t.Skip("CLOUDTOKENS_AWS_ENDPOINT is not set (start moto_server -H 127.0.0.1 -p PORT and export it)")

@@ -8,9 +8,9 @@ import (
 )
 
 // Option configures a Store; see New.
-type Option func(*config) error
+type Option func(*settings) error
 
-type config struct {
+type settings struct {
 	indexShards  int
 	cacheIndex   bool
 	maxAttempts  int
@@ -23,10 +23,12 @@ type config struct {
 
 // WithIndexShards sets the number of index secrets (default 1, at most
 // MaxIndexShards). Every store that shares a prefix must use the same
-// value. One index secret holds about 170 tokens (see package
-// tokenstore/index); use about one shard per 100 tokens.
+// value. One index secret holds about 300 tokens (see package
+// tokenstore/index); use about one shard per 200 tokens, and more where
+// many processes insert and delete at once, since every insert and
+// delete writes one shard.
 func WithIndexShards(n int) Option {
-	return func(c *config) error {
+	return func(c *settings) error {
 		if n < 1 || n > MaxIndexShards {
 			return fmt.Errorf("%w: WithIndexShards(%d): must be 1 to %d", ErrInvalidConfig, n, MaxIndexShards)
 		}
@@ -41,7 +43,7 @@ func WithIndexShards(n int) Option {
 // against the token secret it names, and a miss or a mismatch re-reads
 // the index, so the cache never returns a wrong or stale token.
 func WithIndexCache(enabled bool) Option {
-	return func(c *config) error {
+	return func(c *settings) error {
 		c.cacheIndex = enabled
 		return nil
 	}
@@ -51,7 +53,7 @@ func WithIndexCache(enabled bool) Option {
 // (default 20) before tokenstore.ErrConflict. Throttling and network
 // retries are the SDK retryer's business and do not count here.
 func WithMaxAttempts(n int) Option {
-	return func(c *config) error {
+	return func(c *settings) error {
 		if n < 1 {
 			return fmt.Errorf("%w: WithMaxAttempts(%d): must be at least 1", ErrInvalidConfig, n)
 		}
@@ -63,7 +65,7 @@ func WithMaxAttempts(n int) Option {
 // WithLogger sets the logger for warnings about stale or corrupt
 // secrets (default slog.Default()). Log records never hold token values.
 func WithLogger(l *slog.Logger) Option {
-	return func(c *config) error {
+	return func(c *settings) error {
 		if l == nil {
 			return fmt.Errorf("%w: WithLogger(nil)", ErrInvalidConfig)
 		}
@@ -76,7 +78,7 @@ func WithLogger(l *slog.Logger) Option {
 // key (key ID, alias or ARN) instead of the account's aws/secretsmanager
 // key. The caller then needs kms:GenerateDataKey and kms:Decrypt on it.
 func WithKMSKeyID(id string) Option {
-	return func(c *config) error {
+	return func(c *settings) error {
 		if id == "" {
 			return fmt.Errorf("%w: WithKMSKeyID(\"\")", ErrInvalidConfig)
 		}
@@ -90,7 +92,7 @@ func WithKMSKeyID(id string) Option {
 // secret, keys up to 128 and values up to 256 characters, and reserves
 // the "aws:" prefix.
 func WithTags(tags map[string]string) Option {
-	return func(c *config) error {
+	return func(c *settings) error {
 		if len(tags) > 50 {
 			return fmt.Errorf("%w: WithTags: %d tags, AWS allows 50", ErrInvalidConfig, len(tags))
 		}
@@ -119,7 +121,7 @@ func WithTags(tags map[string]string) Option {
 // reused (new tokens get new random IDs), so the window does not block
 // saving the same user again.
 func WithRecoveryWindow(days int) Option {
-	return func(c *config) error {
+	return func(c *settings) error {
 		if days < 7 || days > 30 {
 			return fmt.Errorf("%w: WithRecoveryWindow(%d): AWS accepts 7 to 30 days", ErrInvalidConfig, days)
 		}
@@ -135,7 +137,7 @@ func WithRecoveryWindow(days int) Option {
 // deletion (which fails for a missing secret: tokenstore.ErrNotFound, and
 // exactly one of two concurrent deletes succeeds) and then forces it.
 func WithForceDelete() Option {
-	return func(c *config) error {
+	return func(c *settings) error {
 		c.forceDelete = true
 		return nil
 	}

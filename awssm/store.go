@@ -78,7 +78,7 @@ func New(ctx context.Context, client *secretsmanager.Client, prefix string, opts
 	if err := validatePrefix(prefix); err != nil {
 		return nil, err
 	}
-	c := config{}
+	c := settings{}
 	for _, o := range opts {
 		if o == nil {
 			return nil, fmt.Errorf("%w: nil Option", ErrInvalidConfig)
