@@ -62,7 +62,8 @@
 //
 // A document (token or index shard) is at most 65,536 bytes
 // (tokenstore.MaxDocumentSize), checked before any request; a shard holds
-// about 170 tokens, so use about one shard per 100 tokens. IDs are 1 to 64
+// about 300 tokens (about 400 bytes per token once keys spread over many
+// shards), so use about one shard per 100 tokens. IDs are 1 to 64
 // characters of [A-Za-z0-9_-]. Vault imposes no request quota of its own
 // unless rate-limit quotas are configured; the client's retries (5xx, 429)
 // apply.

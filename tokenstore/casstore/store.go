@@ -659,27 +659,42 @@ func (s *Store) DeleteToken(ctx context.Context, id string) error {
 	return nil
 }
 
-// DeleteTokens implements tokenstore.Store: it deletes the tokens listed
-// in this store's index, and nothing else.
+// DeleteTokens implements tokenstore.Store: it deletes the tokens the
+// index refers to, and nothing else. Each document is deleted once, then
+// each shard is updated once.
 func (s *Store) DeleteTokens(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	var ids []string
+	seen := map[string]bool{}
+	perShard := make([][]string, s.opts.IndexShards)
 	for n := range s.opts.IndexShards {
 		sh, _, err := s.readShard(ctx, n)
 		if err != nil {
 			return err
 		}
-		ids := sh.IDs()
-		if len(ids) == 0 {
-			continue
+		perShard[n] = sh.IDs()
+		for _, id := range perShard[n] {
+			if !seen[id] {
+				seen[id] = true
+				ids = append(ids, id)
+			}
 		}
-		if err := s.deleteDocs(ctx, ids); err != nil {
-			return err
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	if err := s.deleteDocs(ctx, ids); err != nil {
+		return err
+	}
+	for n, shardIDs := range perShard {
+		if len(shardIDs) == 0 {
+			continue
 		}
 		if err := s.modifyShard(ctx, n, func(sh *index.Shard) (bool, error) {
 			changed := false
-			for _, id := range ids {
+			for _, id := range shardIDs {
 				if sh.RemoveID(id) {
 					changed = true
 				}

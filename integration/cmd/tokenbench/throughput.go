@@ -1,0 +1,143 @@
+package main
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cloudtokens/cloudtokens/integration/bench"
+	"github.com/cloudtokens/cloudtokens/tokenstore"
+	"github.com/cloudtokens/cloudtokens/tokenstore/casstore"
+)
+
+// Throughput is the result of the concurrent mix, for the store and for
+// the raw SDK making the same requests.
+type Throughput struct {
+	Goroutines int
+	SaveEvery  int // one refresh save per SaveEvery operations
+	Store, Raw MixResult
+}
+
+// MixResult is one side of the throughput run.
+type MixResult struct {
+	Ops      int64
+	Errors   int64
+	Calls    int
+	Elapsed  time.Duration
+	FirstErr string
+}
+
+// OpsPerSec is the operations per second.
+func (m MixResult) OpsPerSec() float64 {
+	if m.Elapsed <= 0 {
+		return 0
+	}
+	return float64(m.Ops) / m.Elapsed.Seconds()
+}
+
+// throughput runs goroutines workers doing finds by user (warm cache) and,
+// every saveEvery-th operation, a refresh save, on the store and then
+// with the raw SDK (a find is one Read of the token; a save is Read +
+// Write, the requests the store makes), alternating in slices of slice
+// until each side has run for duration (the raw side only withRaw). Each goroutine works on its own
+// tokens, so there are no write conflicts.
+func (r *runner) throughput(goroutines, saveEvery int, duration, slice time.Duration, withRaw bool) *Throughput {
+	res := &Throughput{Goroutines: goroutines, SaveEvery: saveEvery}
+	// Each goroutine owns the tokens i ≡ g (mod goroutines).
+	own := make([][]*tokenstore.Token, goroutines)
+	for i, t := range r.toks {
+		own[i%goroutines] = append(own[i%goroutines], t)
+	}
+	pos := make([]int, goroutines) // next op number per goroutine, kept across slices
+	var storeT, rawT time.Duration
+	if !withRaw {
+		rawT = duration
+	}
+	for storeT < duration || rawT < duration {
+		for _, side := range []struct {
+			raw     bool
+			elapsed *time.Duration
+			res     *MixResult
+		}{{false, &storeT, &res.Store}, {true, &rawT, &res.Raw}} {
+			if *side.elapsed >= duration {
+				continue
+			}
+			d := min(slice, duration-*side.elapsed)
+			before := r.t.Calls.Snapshot()
+			start := time.Now()
+			r.mixSlice(own, pos, side.raw, saveEvery, d, side.res)
+			*side.elapsed += time.Since(start)
+			side.res.Elapsed = *side.elapsed
+			side.res.Calls += r.t.Calls.Snapshot().Sub(before).Total()
+		}
+	}
+	// Keep the runner's view of the tokens current.
+	r.toks = r.toks[:0]
+	for _, ts := range own {
+		r.toks = append(r.toks, ts...)
+	}
+	return res
+}
+
+func (r *runner) mixSlice(own [][]*tokenstore.Token, pos []int, raw bool, saveEvery int, d time.Duration, res *MixResult) {
+	ctx, cancel := context.WithTimeout(r.ctx, d)
+	defer cancel()
+	var ops, errs atomic.Int64
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for g := range own {
+		if len(own[g]) == 0 {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				i := pos[g]
+				k := i % len(own[g])
+				t := own[g][k]
+				save := i%saveEvery == saveEvery-1
+				var err error
+				var u *tokenstore.Token
+				switch {
+				case save && !raw:
+					u = bench.Refreshed(t)
+					err = r.warm.SaveToken(r.ctx, u)
+				case save && raw:
+					name := casstore.TokenName(t.ID)
+					var doc bench.Doc
+					doc, err = r.t.Raw.Read(r.ctx, r.prefix, name)
+					if err == nil {
+						u = bench.Refreshed(t)
+						b, _ := tokenstore.MarshalDocument(u)
+						_, err = r.t.Raw.Write(r.ctx, r.prefix, name, b, doc.Version)
+					}
+				case !raw:
+					var got *tokenstore.Token
+					got, err = r.warm.FindToken(r.ctx, bench.UserQuery(t))
+					err = expectID(got, err, t.ID)
+				default:
+					_, err = r.t.Raw.Read(r.ctx, r.prefix, casstore.TokenName(t.ID))
+				}
+				pos[g] = i + 1
+				if err != nil {
+					errs.Add(1)
+					mu.Lock()
+					if res.FirstErr == "" {
+						res.FirstErr = err.Error()
+					}
+					mu.Unlock()
+					continue
+				}
+				if u != nil {
+					own[g][k] = u
+				}
+				ops.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	res.Ops += ops.Load()
+	res.Errors += errs.Load()
+}
