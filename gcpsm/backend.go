@@ -151,19 +151,11 @@ func (b *backend) Create(ctx context.Context, name string, value []byte) (string
 	} else if err != nil {
 		return "", b.wrap("create", name, err)
 	}
-	v, err := b.addVersion(ctx, secretName, name, value)
+	v, err := b.commitVersion(ctx, name, secretName, sec, value, "create", "lost a create race", func(err error) error {
+		return fmt.Errorf("gcpsm: create %s: %w (another writer finished first): %w", b.secretID(name), casstore.ErrExists, err)
+	})
 	if err != nil {
 		return "", err
-	}
-	if err := b.moveAlias(ctx, sec, secretName, v); err != nil {
-		switch b.moveOutcome(ctx, name, secretName, sec, v, err) {
-		case moveApplied:
-		case moveLost:
-			b.destroy(ctx, name, secretName, v, "lost a create race")
-			return "", fmt.Errorf("gcpsm: create %s: %w (another writer finished first): %w", b.secretID(name), casstore.ErrExists, err)
-		default:
-			return "", b.wrap("create (set alias)", name, err)
-		}
 	}
 	return strconv.FormatInt(v, 10), nil
 }
@@ -194,22 +186,36 @@ func (b *backend) Update(ctx context.Context, name string, value []byte, version
 	if cur != expected {
 		return "", fmt.Errorf("gcpsm: update %s: %w: current version is %d, not %d", b.secretID(name), casstore.ErrVersionMismatch, cur, expected)
 	}
-	v, err := b.addVersion(ctx, secretName, name, value)
+	v, err := b.commitVersion(ctx, name, secretName, sec, value, "update", "lost a compare-and-swap", func(err error) error {
+		return fmt.Errorf("gcpsm: update %s: %w: %w", b.secretID(name), casstore.ErrVersionMismatch, err)
+	})
 	if err != nil {
 		return "", err
+	}
+	b.destroy(ctx, name, secretName, expected, "superseded")
+	return strconv.FormatInt(v, 10), nil
+}
+
+// commitVersion adds value as a new version and moves the current alias to
+// it under sec's etag. When the move was refused because another writer
+// got there first, it destroys the added version (noting why) and returns
+// lost(err); an ambiguous failure is returned wrapped as "<op> (set alias)".
+func (b *backend) commitVersion(ctx context.Context, name, secretName string, sec *secretmanagerpb.Secret, value []byte, op, why string, lost func(error) error) (int64, error) {
+	v, err := b.addVersion(ctx, secretName, name, value)
+	if err != nil {
+		return 0, err
 	}
 	if err := b.moveAlias(ctx, sec, secretName, v); err != nil {
 		switch b.moveOutcome(ctx, name, secretName, sec, v, err) {
 		case moveApplied:
 		case moveLost:
-			b.destroy(ctx, name, secretName, v, "lost a compare-and-swap")
-			return "", fmt.Errorf("gcpsm: update %s: %w: %w", b.secretID(name), casstore.ErrVersionMismatch, err)
+			b.destroy(ctx, name, secretName, v, why)
+			return 0, lost(err)
 		default:
-			return "", b.wrap("update (set alias)", name, err)
+			return 0, b.wrap(op+" (set alias)", name, err)
 		}
 	}
-	b.destroy(ctx, name, secretName, expected, "superseded")
-	return strconv.FormatInt(v, 10), nil
+	return v, nil
 }
 
 func (b *backend) addVersion(ctx context.Context, secretName, name string, value []byte) (int64, error) {

@@ -52,6 +52,27 @@ func pageSize(n int32) (int, error) {
 	return int(n), nil
 }
 
+// listRequest is what ListSecrets and ListSecretVersions requests share.
+type listRequest interface {
+	GetPageSize() int32
+	GetPageToken() string
+	GetFilter() string
+}
+
+// parseList validates the paging and filter fields of a list request.
+func parseList(req listRequest, target filterTarget) (size int, cursor uint64, match filterFunc, err error) {
+	if size, err = pageSize(req.GetPageSize()); err != nil {
+		return 0, 0, nil, err
+	}
+	if cursor, err = decodePageToken(req.GetPageToken()); err != nil {
+		return 0, 0, nil, err
+	}
+	if match, err = compileFilter(req.GetFilter(), target); err != nil {
+		return 0, 0, nil, err
+	}
+	return size, cursor, match, nil
+}
+
 // ListSecrets implements service.proto ListSecrets: "Lists Secrets." Results
 // are "sorted in reverse by create_time (newest first)"; total_size is "The
 // total number of Secrets but 0 when the ListSecretsRequest.filter field is
@@ -61,15 +82,7 @@ func (s *service) ListSecrets(_ context.Context, req *secretmanagerpb.ListSecret
 	if err != nil {
 		return nil, err
 	}
-	size, err := pageSize(req.GetPageSize())
-	if err != nil {
-		return nil, err
-	}
-	cursor, err := decodePageToken(req.GetPageToken())
-	if err != nil {
-		return nil, err
-	}
-	match, err := compileFilter(req.GetFilter(), filterSecrets)
+	size, cursor, match, err := parseList(req, filterSecrets)
 	if err != nil {
 		return nil, err
 	}
@@ -121,15 +134,7 @@ func (s *service) ListSecretVersions(_ context.Context, req *secretmanagerpb.Lis
 	if err != nil {
 		return nil, err
 	}
-	size, err := pageSize(req.GetPageSize())
-	if err != nil {
-		return nil, err
-	}
-	cursor, err := decodePageToken(req.GetPageToken())
-	if err != nil {
-		return nil, err
-	}
-	match, err := compileFilter(req.GetFilter(), filterVersions)
+	size, cursor, match, err := parseList(req, filterVersions)
 	if err != nil {
 		return nil, err
 	}
