@@ -30,10 +30,12 @@
 //	FindTokenByID                              1 Get
 //	FindToken by user, grant or refresh token  2 Get; 1 Get with a warm index cache
 //	Tokens, N tokens                           1 Get per shard + ⌈N/20⌉ BatchGetSecretValue
-//	SaveToken refresh (access token, expiry)   1 Get + 1 CAS, on the token's secret only
-//	SaveToken new token                        2 Get + CreateSecret + 1 CAS (warm cache: 1 Get + CreateSecret + 1 CAS)
+//	SaveToken refresh (access token, expiry)   1 CAS, on the token's secret only, when the store
+//	                                           has read or written the token; else 1 Get + 1 CAS
+//	SaveToken new token                        1 Get + CreateSecret + 1 CAS
 //	DeleteToken                                2 Get + DeleteSecret + 1 CAS (warm cache: 1 Get + …)
-//	AcquireLease, ReleaseLease                 1 Get + 1 CAS
+//	AcquireLease                               1 CAS (token remembered) or 1 Get + 1 CAS
+//	ReleaseLease                               1 Get + 1 CAS
 //	Check                                      ListSecrets pages + Tokens
 //	New                                        none
 //

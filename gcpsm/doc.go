@@ -50,23 +50,24 @@
 //	FindToken by user/grant/refresh, cold  2  (index shard, token)
 //	FindToken, warm index cache            1  (WithIndexCache(true))
 //	FindToken by access token              1 + N (a scan of every token)
-//	SaveToken refresh (access/expiry)      5  (access, GetSecret, AddSecretVersion,
-//	                                          UpdateSecret, DestroySecretVersion),
-//	                                          all on the token's own secret
-//	SaveToken new                          14 (12 with the index cache): lookup,
-//	                                          3 to create the token secret,
-//	                                          2 index updates of 4-5 calls each
-//	SaveToken rotating the refresh token   15
+//	SaveToken refresh (access/expiry)      4  (GetSecret, AddSecretVersion, UpdateSecret,
+//	                                          DestroySecretVersion), all on the token's own
+//	                                          secret, when the store has read or written the
+//	                                          token; 5 otherwise (AccessSecretVersion first)
+//	SaveToken new                          8  lookup (1), 3 to create the token secret,
+//	                                          1 index update (4) from the shard the lookup read
+//	SaveToken rotating the refresh token   13
 //	DeleteToken                            7  (DeleteSecret + an index update)
-//	AcquireLease, ReleaseLease             5
+//	AcquireLease                           4  (token remembered; else 5)
+//	ReleaseLease                           5
 //	Tokens                                 IndexShards + N AccessSecretVersion,
 //	                                          at most WithReadWorkers (default 16) in flight
 //	Check                                  ListSecrets per 250 secrets + IndexShards + N
 //
 // An index update is a compare-and-swap on the shard's secret: 1 read of
-// the shard (none with a warm cache) and 4 calls (GetSecret,
-// AddSecretVersion, UpdateSecret, DestroySecretVersion); contention adds
-// retries.
+// the shard (none with a warm cache, or when the operation has just read
+// it) and 4 calls (GetSecret, AddSecretVersion, UpdateSecret,
+// DestroySecretVersion); contention adds retries.
 //
 // # Limits
 //

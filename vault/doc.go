@@ -46,14 +46,15 @@
 //	FindToken by user, grant or refresh   2  GET index, GET token (cold)
 //	                                      1  GET token (WithIndexCache, warm)
 //	FindToken by access token             shards + N (a scan)
-//	SaveToken refresh (access + expiry)   2  GET token, PUT token (by ID)
+//	SaveToken refresh (access + expiry)   1  PUT token, by ID, of a token the store has read or written
+//	                                      2  GET token, PUT token, by ID, token not read before
 //	                                      3  by user name or refresh token, cold (2 warm)
-//	SaveToken new token                   5  GET index, PUT token, PUT metadata, GET index, PUT index
-//	                                      4  with a warm cache; +1 PUT metadata for a new index shard
-//	SaveToken rotating the refresh token  6
+//	SaveToken new token                   4  GET index, PUT token, PUT metadata, PUT index
+//	                                      +1 PUT metadata for a new index shard
+//	SaveToken rotating the refresh token  4  GET index, PUT index, PUT token, PUT index
 //	DeleteToken                           6  GET token ×2, PUT marker, DELETE metadata, GET index, PUT index
 //	Tokens                                shards + N GETs, at most WithReadWorkers (8) in flight
-//	DeleteTokens                          shards + 3N + 2 per shard
+//	DeleteTokens                          3N + 2 per shard
 //	Check                                 1 LIST + shards + N GETs
 //
 // WithMaxVersions(0) saves the metadata PUT of a new entry.

@@ -25,10 +25,16 @@ import (
 func TestMain(m *testing.M) { os.Exit(backend.Main(m)) }
 
 // call is one HTTP request to Secrets Manager: the operation and the
-// secrets it names.
+// secrets it names. Retry marks an attempt the SDK retryer made after a
+// failed one (moto_server drops keep-alive connections now and then):
+// the library asked for one request, the SDK sent it twice. It also marks
+// the one GetSecretValue by VersionId with which awssm checks whether a
+// retried UpdateSecretVersionStage had applied (awssm only reads by
+// VersionId then).
 type call struct {
 	Op      string
 	Secrets []string
+	Retry   bool
 }
 
 func (c call) String() string { return c.Op + "(" + strings.Join(c.Secrets, ",") + ")" }
@@ -42,6 +48,8 @@ type recorder struct {
 
 type secretsKey struct{}
 
+type attemptsKey struct{}
+
 // apply installs the recorder on a client (a secretsmanager.Options
 // function).
 func (r *recorder) apply(o *secretsmanager.Options) {
@@ -51,6 +59,11 @@ func (r *recorder) apply(o *secretsmanager.Options) {
 func (r *recorder) install(s *middleware.Stack) error {
 	err := s.Initialize.Add(middleware.InitializeMiddlewareFunc("test.recorder.params",
 		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+			attempts := new(int)
+			if in, ok := in.Parameters.(*secretsmanager.GetSecretValueInput); ok && in.VersionId != nil {
+				*attempts = 1 // a check after a retry: count it as one
+			}
+			ctx = context.WithValue(ctx, attemptsKey{}, attempts)
 			return next.HandleInitialize(context.WithValue(ctx, secretsKey{}, secretIDs(in.Parameters)), in)
 		}), middleware.Before)
 	if err != nil {
@@ -59,8 +72,13 @@ func (r *recorder) install(s *middleware.Stack) error {
 	return s.Finalize.Insert(middleware.FinalizeMiddlewareFunc("test.recorder.count",
 		func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
 			ids, _ := ctx.Value(secretsKey{}).([]string)
+			retry := false
+			if n, ok := ctx.Value(attemptsKey{}).(*int); ok { // attempts of one call run one after another
+				*n++
+				retry = *n > 1
+			}
 			r.mu.Lock()
-			r.calls = append(r.calls, call{Op: awsmiddleware.GetOperationName(ctx), Secrets: ids})
+			r.calls = append(r.calls, call{Op: awsmiddleware.GetOperationName(ctx), Secrets: ids, Retry: retry})
 			r.mu.Unlock()
 			return next.HandleFinalize(ctx, in)
 		}), "Retry", middleware.After)
@@ -98,13 +116,27 @@ func (r *recorder) all() []call {
 	return slices.Clone(r.calls)
 }
 
-// byOp counts the calls per operation.
+// byOp counts the calls per operation that the library made, not
+// counting SDK retries (see retries).
 func (r *recorder) byOp() map[string]int {
 	out := map[string]int{}
 	for _, c := range r.all() {
-		out[c.Op]++
+		if !c.Retry {
+			out[c.Op]++
+		}
 	}
 	return out
+}
+
+// retries counts the SDK's retried attempts.
+func (r *recorder) retries() int {
+	n := 0
+	for _, c := range r.all() {
+		if c.Retry {
+			n++
+		}
+	}
+	return n
 }
 
 // summary is a stable one-line form of byOp: "2 GetSecretValue + 1 PutSecretValue".

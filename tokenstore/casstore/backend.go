@@ -44,17 +44,37 @@
 //
 // # Cost per operation (calls to the Backend)
 //
+// S is Options.IndexShards, K the number of shards a token's keys route
+// to (1 with one shard), "warm" means Options.CacheIndex with the shard
+// already in memory.
+//
 //	FindTokenByID                1 Read
 //	FindToken by user/grant/refresh
 //	    cold                     2 Reads (index shard, token)
 //	    warm cache, verified     1 Read (token)
 //	    warm cache, stale        3 Reads (token, index shard, token)
 //	FindToken by access token    a full Tokens scan (access tokens are not indexed)
-//	SaveToken refresh            1 Read + 1 Update
-//	SaveToken new                (lookup) + 1 Create + 1 index Update per shard touched
-//	DeleteToken                  1 Read + 1 Delete + 1 index Update per shard touched
-//	Tokens                       IndexShards Reads + ReadMany(N)
-//	DeleteTokens                 IndexShards Reads + N Deletes + 1 index Update per shard
+//	SaveToken refresh, by ID
+//	    token remembered         1 Update
+//	    otherwise                1 Read + 1 Update
+//	SaveToken refresh, by rules  lookup (as FindToken) + 1 Update
+//	SaveToken new                lookup + 1 Create + K index Updates
+//	                             (+1 when the ID key shares the lookup
+//	                             key's shard and other keys route
+//	                             elsewhere: that shard is written first
+//	                             and last; + K-1 index Reads when not
+//	                             warm: the lookup's shard is not read
+//	                             again)
+//	AcquireLease                 1 Update if remembered, else 1 Read + 1 Update
+//	DeleteToken                  1 Read + 1 Delete + K index Updates (+ K Reads when not warm)
+//	Tokens                       S Reads + ReadMany(N)
+//	DeleteTokens                 S Reads + N Deletes + 1 Update per shard that had entries
+//
+// A token is remembered when this Store has read or written it since
+// (Options.RememberTokens, 4096 by default): the Store then knows the
+// version its compare-and-swap needs. If another process wrote the token
+// in between, the write fails and the save decides again from a fresh
+// read: 1 Update + 1 Read + 1 Update.
 package casstore
 
 import (

@@ -82,7 +82,7 @@ func (s *Store) Check(ctx context.Context) (*Report, error) {
 	entries := map[index.Key][]string{}
 	listed := map[string]bool{}
 	for n := range s.opts.IndexShards {
-		sh, _, err := s.readShard(ctx, n)
+		sh, _, err := s.readShard(ctx, n, nil)
 		if err != nil {
 			return nil, err
 		}

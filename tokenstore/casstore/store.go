@@ -32,6 +32,12 @@ type Options struct {
 	Logger *slog.Logger
 	// DeleteWorkers bounds the parallel deletes of DeleteTokens (default 8).
 	DeleteWorkers int
+	// RememberTokens is how many tokens the Store remembers as it last
+	// read or wrote them (default 4096; negative: none). Saving a
+	// remembered token skips the read that learns its version: a refresh
+	// costs one compare-and-swap write. A stale entry costs one failed
+	// write, then the save reads afresh.
+	RememberTokens int
 }
 
 // Store implements tokenstore.Store and tokenstore.Leaser on a Backend.
@@ -44,6 +50,8 @@ type Store struct {
 
 	cacheMu sync.Mutex
 	cache   []*cachedShard // by shard number; nil entries are not cached
+
+	recent *recentDocs
 }
 
 type cachedShard struct {
@@ -70,11 +78,15 @@ func New(b Backend, opts Options) *Store {
 	if opts.DeleteWorkers <= 0 {
 		opts.DeleteWorkers = 8
 	}
+	if opts.RememberTokens == 0 {
+		opts.RememberTokens = 4096
+	}
 	return &Store{
 		b:       b,
 		opts:    opts,
 		shardMu: make([]sync.Mutex, opts.IndexShards),
 		cache:   make([]*cachedShard, opts.IndexShards),
+		recent:  newRecentDocs(opts.RememberTokens),
 	}
 }
 
@@ -113,9 +125,18 @@ type storedToken struct {
 func (s *Store) readToken(ctx context.Context, id string) (*storedToken, error) {
 	obj, err := s.b.Read(ctx, TokenName(id))
 	if err != nil {
+		if errors.Is(err, tokenstore.ErrNotFound) {
+			s.recent.forget(id)
+		}
 		return nil, err
 	}
-	return decodeToken(id, obj.Value, obj.Version)
+	st, err := decodeToken(id, obj.Value, obj.Version)
+	if err != nil {
+		s.recent.forget(id)
+		return nil, err
+	}
+	s.recent.put(st.tok, st.lease, st.version)
+	return st, nil
 }
 
 func decodeToken(id string, value []byte, version string) (*storedToken, error) {
@@ -146,15 +167,16 @@ func (s *Store) FindTokenByID(ctx context.Context, id string) (*tokenstore.Token
 
 // FindToken implements tokenstore.Store.
 func (s *Store) FindToken(ctx context.Context, query *tokenstore.Token) (*tokenstore.Token, error) {
-	st, err := s.find(ctx, query)
+	st, err := s.find(ctx, query, nil)
 	if err != nil {
 		return nil, err
 	}
 	return st.tok, nil
 }
 
-// find answers a query with the stored token and its version.
-func (s *Store) find(ctx context.Context, query *tokenstore.Token) (*storedToken, error) {
+// find answers a query with the stored token and its version. The index
+// shard it reads is kept in snaps (may be nil).
+func (s *Store) find(ctx context.Context, query *tokenstore.Token, snaps shardSnaps) (*storedToken, error) {
 	rule, err := tokenstore.QueryRuleOf(query)
 	if err != nil {
 		return nil, err
@@ -180,7 +202,7 @@ func (s *Store) find(ctx context.Context, query *tokenstore.Token) (*storedToken
 		}
 		// A miss, a mismatch or an ambiguity in the cache: re-read the index.
 	}
-	sh, _, err := s.readShard(ctx, n)
+	sh, _, err := s.readShard(ctx, n, snaps)
 	if err != nil {
 		return nil, err
 	}
@@ -260,7 +282,7 @@ func (s *Store) Tokens(ctx context.Context) ([]*tokenstore.Token, error) {
 func (s *Store) listedIDs(ctx context.Context) ([]string, error) {
 	var ids []string
 	for n := range s.opts.IndexShards {
-		sh, _, err := s.readShard(ctx, n)
+		sh, _, err := s.readShard(ctx, n, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -350,9 +372,26 @@ func (s *Store) saveLocked(ctx context.Context, t *tokenstore.Token) (string, er
 	return s.saveOnce(ctx, t)
 }
 
+// errStale: a remembered document was not the current one.
+var errStale = errors.New("casstore: remembered document is stale")
+
+// saveOnce decides between update and insert and makes one attempt. A
+// token it remembers is updated from memory first (one write); when that
+// finds the document changed, it decides again from fresh reads.
 func (s *Store) saveOnce(ctx context.Context, t *tokenstore.Token) (string, error) {
+	snaps := shardSnaps{}
 	var target *storedToken
 	if t.ID != "" {
+		if known := s.recent.get(t.ID); known != nil {
+			err := s.update(ctx, known, t, snaps, true)
+			if err == nil {
+				return t.ID, nil
+			}
+			s.recent.forget(t.ID)
+			if !errors.Is(err, errStale) {
+				return "", err
+			}
+		}
 		st, err := s.readToken(ctx, t.ID)
 		switch {
 		case err == nil:
@@ -363,7 +402,7 @@ func (s *Store) saveOnce(ctx context.Context, t *tokenstore.Token) (string, erro
 	}
 	if target == nil {
 		if _, err := tokenstore.QueryRuleOf(t); err == nil {
-			st, err := s.find(ctx, t)
+			st, err := s.find(ctx, t, snaps)
 			switch {
 			case err == nil:
 				target = st
@@ -373,14 +412,21 @@ func (s *Store) saveOnce(ctx context.Context, t *tokenstore.Token) (string, erro
 		}
 	}
 	if target != nil {
-		return target.tok.ID, s.update(ctx, target, t)
+		return target.tok.ID, s.update(ctx, target, t, snaps, false)
 	}
-	return s.insert(ctx, t)
+	return s.insert(ctx, t, snaps)
 }
 
-func (s *Store) update(ctx context.Context, target *storedToken, t *tokenstore.Token) error {
+// update writes t merged into target. With remembered, target comes from
+// memory rather than a read of this attempt: a version mismatch, a
+// missing document or nothing to change (which only a fresh read can
+// confirm) gives errStale.
+func (s *Store) update(ctx context.Context, target *storedToken, t *tokenstore.Token, snaps shardSnaps, remembered bool) error {
 	merged := tokenstore.ApplyUpdate(target.tok, t)
 	if *merged == *target.tok && target.lease == nil {
+		if remembered {
+			return fmt.Errorf("%w: nothing to change in token %q", errStale, target.tok.ID)
+		}
 		return nil // nothing changes
 	}
 	doc, err := tokenstore.MarshalDocument(merged)
@@ -394,10 +440,15 @@ func (s *Store) update(ctx context.Context, target *storedToken, t *tokenstore.T
 	// A failed update keeps what it claimed: a concurrent update of the same
 	// token may have claimed the same entry and succeed with it. An extra
 	// entry is harmless (readers verify); a missing one is not.
-	if err := s.claim(ctx, id, added, t, false); err != nil {
+	if err := s.claim(ctx, id, added, t, false, snaps); err != nil {
 		return err
 	}
-	if _, err := s.b.Update(ctx, TokenName(id), doc, target.version); err != nil {
+	version, err := s.b.Update(ctx, TokenName(id), doc, target.version)
+	if err != nil {
+		s.recent.forget(id)
+		if remembered && (errors.Is(err, ErrVersionMismatch) || errors.Is(err, tokenstore.ErrNotFound)) {
+			return fmt.Errorf("%w: %w", errStale, err)
+		}
 		if errors.Is(err, tokenstore.ErrNotFound) {
 			// Deleted since it was read, or an insert that lost a race
 			// withdrew it: decide again from fresh reads.
@@ -405,35 +456,38 @@ func (s *Store) update(ctx context.Context, target *storedToken, t *tokenstore.T
 		}
 		return err
 	}
-	s.release(ctx, id, removed, merged)
+	s.recent.put(merged, nil, version)
+	s.release(ctx, id, removed, merged, snaps)
 	return nil
 }
 
-func (s *Store) insert(ctx context.Context, t *tokenstore.Token) (string, error) {
+func (s *Store) insert(ctx context.Context, t *tokenstore.Token, snaps shardSnaps) (string, error) {
 	nt := t.Clone()
 	nt.ID = tokenstore.NewID()
 	doc, err := tokenstore.MarshalDocument(nt)
 	if err != nil {
 		return "", err
 	}
-	if _, err := s.b.Create(ctx, TokenName(nt.ID), doc); err != nil {
+	version, err := s.b.Create(ctx, TokenName(nt.ID), doc)
+	if err != nil {
 		return "", err
 	}
 	// Claim the lookup keys first and the ID key last: a record that loses
 	// the race for a key is never listed by Tokens, even for a moment.
 	for _, batch := range s.insertBatches(t, index.KeysOf(nt)) {
-		if err = s.claim(ctx, nt.ID, batch, t, true); err != nil {
+		if err = s.claim(ctx, nt.ID, batch, t, true, snaps); err != nil {
 			break
 		}
 	}
 	if err != nil {
 		// Lost the race for a key (or failed): withdraw the new record.
-		s.release(ctx, nt.ID, index.KeysOf(nt), nil)
+		s.release(ctx, nt.ID, index.KeysOf(nt), nil, snaps)
 		if derr := s.b.Delete(ctx, TokenName(nt.ID)); derr != nil && !errors.Is(derr, tokenstore.ErrNotFound) {
 			s.opts.Logger.WarnContext(ctx, "cloudtokens: could not delete withdrawn token document", "id", nt.ID, "error", derr)
 		}
 		return "", err
 	}
+	s.recent.put(nt, nil, version)
 	return nt.ID, nil
 }
 
@@ -509,14 +563,14 @@ func (s *Store) groupByShard(keys []index.Key) ([]int, map[int][]index.Key) {
 // is concerned on an insert (the retry finds and updates the winner), or
 // when the other token may be mid-update; tokenstore.ErrConflict when the
 // key belongs to a record the save's lookup rule would not update.
-func (s *Store) claim(ctx context.Context, id string, keys []index.Key, saving *tokenstore.Token, inserting bool) error {
+func (s *Store) claim(ctx context.Context, id string, keys []index.Key, saving *tokenstore.Token, inserting bool, snaps shardSnaps) error {
 	if len(keys) == 0 {
 		return nil
 	}
 	lookupKey, hasLookup := index.QueryKey(saving)
 	shards, by := s.groupByShard(keys)
 	for _, n := range shards {
-		err := s.modifyShard(ctx, n, func(sh *index.Shard) (bool, error) {
+		err := s.modifyShard(ctx, n, snaps, func(sh *index.Shard) (bool, error) {
 			changed := false
 			for _, k := range by[n] {
 				for _, owner := range sh.Owners(k, id) {
@@ -597,7 +651,7 @@ func (s *Store) ownerState(ctx context.Context, owner string, k index.Key) (owne
 // release removes the mappings of keys to id, except keys that current
 // (the token as now stored, may be nil) still holds. Failures are logged:
 // a leftover entry is stale and harmless.
-func (s *Store) release(ctx context.Context, id string, keys []index.Key, current *tokenstore.Token) {
+func (s *Store) release(ctx context.Context, id string, keys []index.Key, current *tokenstore.Token, snaps shardSnaps) {
 	var keep []index.Key
 	if current != nil {
 		keep = index.KeysOf(current)
@@ -609,7 +663,7 @@ func (s *Store) release(ctx context.Context, id string, keys []index.Key, curren
 	ctx = context.WithoutCancel(ctx)
 	shards, by := s.groupByShard(keys)
 	for _, n := range shards {
-		err := s.modifyShard(ctx, n, func(sh *index.Shard) (bool, error) {
+		err := s.modifyShard(ctx, n, snaps, func(sh *index.Shard) (bool, error) {
 			changed := false
 			for _, k := range by[n] {
 				if sh.Remove(k, id) {
@@ -642,15 +696,18 @@ func (s *Store) DeleteToken(ctx context.Context, id string) error {
 	default:
 		return err
 	}
+	s.recent.forget(id)
 	if err := s.b.Delete(ctx, TokenName(id)); err != nil {
+		// ErrNotFound: another delete won (of concurrent deletes exactly
+		// one succeeds); it cleans the index.
 		return err
 	}
 	if keys != nil {
-		s.release(ctx, id, keys, nil)
+		s.release(ctx, id, keys, nil, nil)
 		return nil
 	}
 	for n := range s.opts.IndexShards {
-		if err := s.modifyShard(context.WithoutCancel(ctx), n, func(sh *index.Shard) (bool, error) {
+		if err := s.modifyShard(context.WithoutCancel(ctx), n, nil, func(sh *index.Shard) (bool, error) {
 			return sh.RemoveID(id), nil
 		}); err != nil {
 			return err
@@ -669,8 +726,9 @@ func (s *Store) DeleteTokens(ctx context.Context) error {
 	var ids []string
 	seen := map[string]bool{}
 	perShard := make([][]string, s.opts.IndexShards)
+	snaps := shardSnaps{}
 	for n := range s.opts.IndexShards {
-		sh, _, err := s.readShard(ctx, n)
+		sh, _, err := s.readShard(ctx, n, snaps)
 		if err != nil {
 			return err
 		}
@@ -685,6 +743,7 @@ func (s *Store) DeleteTokens(ctx context.Context) error {
 	if len(ids) == 0 {
 		return nil
 	}
+	s.recent.clear()
 	if err := s.deleteDocs(ctx, ids); err != nil {
 		return err
 	}
@@ -692,7 +751,7 @@ func (s *Store) DeleteTokens(ctx context.Context) error {
 		if len(shardIDs) == 0 {
 			continue
 		}
-		if err := s.modifyShard(ctx, n, func(sh *index.Shard) (bool, error) {
+		if err := s.modifyShard(ctx, n, snaps, func(sh *index.Shard) (bool, error) {
 			changed := false
 			for _, id := range shardIDs {
 				if sh.RemoveID(id) {
@@ -751,11 +810,26 @@ func (s *Store) forget(n int) {
 	s.cache[n] = nil
 }
 
+// shardSnaps holds the index shards one operation has read or written, so
+// that its writes to a shard it has already read skip the read, with or
+// without the index cache. One goroutine uses it; a nil shardSnaps keeps
+// nothing.
+type shardSnaps map[int]*cachedShard
+
+func (sn shardSnaps) keep(n int, sh *index.Shard, version string) {
+	if sn != nil {
+		sn[n] = &cachedShard{shard: sh.Clone(), version: version}
+	}
+}
+
 // readShard reads shard n; a shard not yet written is empty with version "".
-func (s *Store) readShard(ctx context.Context, n int) (*index.Shard, string, error) {
+// The result is also kept in snaps.
+func (s *Store) readShard(ctx context.Context, n int, snaps shardSnaps) (*index.Shard, string, error) {
 	obj, err := s.b.Read(ctx, IndexName(n))
 	if errors.Is(err, tokenstore.ErrNotFound) {
-		return index.NewShard(n, s.opts.IndexShards), "", nil
+		sh := index.NewShard(n, s.opts.IndexShards)
+		snaps.keep(n, sh, "")
+		return sh, "", nil
 	}
 	if err != nil {
 		return nil, "", err
@@ -765,12 +839,15 @@ func (s *Store) readShard(ctx context.Context, n int) (*index.Shard, string, err
 		return nil, "", err
 	}
 	s.remember(n, sh, obj.Version)
+	snaps.keep(n, sh, obj.Version)
 	return sh, obj.Version, nil
 }
 
 // modifyShard applies fn to shard n and writes the result with a
-// compare-and-swap, retrying with a fresh read on a version mismatch.
-func (s *Store) modifyShard(ctx context.Context, n int, fn func(*index.Shard) (bool, error)) error {
+// compare-and-swap, retrying with a fresh read on a version mismatch. The
+// first attempt starts from the cached shard, else from the one in snaps,
+// else from a read.
+func (s *Store) modifyShard(ctx context.Context, n int, snaps shardSnaps, fn func(*index.Shard) (bool, error)) error {
 	s.shardMu[n].Lock()
 	defer s.shardMu[n].Unlock()
 	var last error
@@ -781,11 +858,18 @@ func (s *Store) modifyShard(ctx context.Context, n int, fn func(*index.Shard) (b
 		var sh *index.Shard
 		var version string
 		fromCache := false
-		if c := s.cached(n); c != nil && attempt == 0 {
-			sh, version, fromCache = c.shard.Clone(), c.version, true
-		} else {
+		if attempt == 0 {
+			c := s.cached(n)
+			if c == nil {
+				c = snaps[n]
+			}
+			if c != nil {
+				sh, version, fromCache = c.shard.Clone(), c.version, true
+			}
+		}
+		if !fromCache {
 			var err error
-			if sh, version, err = s.readShard(ctx, n); err != nil {
+			if sh, version, err = s.readShard(ctx, n, snaps); err != nil {
 				return err
 			}
 		}
@@ -794,7 +878,7 @@ func (s *Store) modifyShard(ctx context.Context, n int, fn func(*index.Shard) (b
 			// "Nothing to change" in a cached shard may only mean that the
 			// cache is stale (another process added or removed an entry
 			// since): decide again on a fresh read.
-			if sh, version, err = s.readShard(ctx, n); err != nil {
+			if sh, version, err = s.readShard(ctx, n, snaps); err != nil {
 				return err
 			}
 			changed, err = fn(sh)
@@ -814,12 +898,14 @@ func (s *Store) modifyShard(ctx context.Context, n int, fn func(*index.Shard) (b
 		}
 		if err == nil {
 			s.remember(n, sh, newVersion)
+			snaps.keep(n, sh, newVersion)
 			return nil
 		}
 		if !errors.Is(err, ErrVersionMismatch) && !errors.Is(err, ErrExists) && !errors.Is(err, tokenstore.ErrNotFound) {
 			return err
 		}
 		s.forget(n)
+		delete(snaps, n)
 		last = err
 	}
 	return conflict(fmt.Sprintf("index shard %d update", n), s.opts.MaxAttempts, last)
@@ -828,29 +914,48 @@ func (s *Store) modifyShard(ctx context.Context, n int, fn func(*index.Shard) (b
 // --- leases ---
 
 // AcquireLease implements tokenstore.Leaser with a compare-and-swap on the
-// token's own document.
+// token's own document. A token this Store remembers is leased with one
+// write; otherwise, or when that write finds the document changed, it
+// reads the token first.
 func (s *Store) AcquireLease(ctx context.Context, id, holder string, ttl time.Duration) (bool, error) {
 	if err := tokenstore.ValidateID(id); err != nil {
 		return false, err
+	}
+	if known := s.recent.get(id); known != nil {
+		won, err := s.writeLease(ctx, known, holder, ttl)
+		if won || (err != nil && !errors.Is(err, ErrVersionMismatch) && !errors.Is(err, tokenstore.ErrNotFound)) {
+			return won, err
+		}
+		s.recent.forget(id) // changed since, or leased by another: look again
 	}
 	st, err := s.readToken(ctx, id)
 	if err != nil {
 		return false, err
 	}
+	won, err := s.writeLease(ctx, st, holder, ttl)
+	if errors.Is(err, ErrVersionMismatch) {
+		return false, nil // someone else wrote first
+	}
+	return won, err
+}
+
+// writeLease writes holder's lease into st's document unless another
+// holder's lease on it is still running.
+func (s *Store) writeLease(ctx context.Context, st *storedToken, holder string, ttl time.Duration) (bool, error) {
 	now := time.Now()
 	if !st.lease.Expired(now) && st.lease.Holder != holder {
 		return false, nil
 	}
-	doc, err := tokenstore.MarshalDocumentWithLease(st.tok, &tokenstore.Lease{Holder: holder, Until: now.Add(ttl).UnixMilli()})
+	lease := &tokenstore.Lease{Holder: holder, Until: now.Add(ttl).UnixMilli()}
+	doc, err := tokenstore.MarshalDocumentWithLease(st.tok, lease)
 	if err != nil {
 		return false, err
 	}
-	if _, err := s.b.Update(ctx, TokenName(id), doc, st.version); err != nil {
-		if errors.Is(err, ErrVersionMismatch) {
-			return false, nil // someone else wrote first
-		}
+	version, err := s.b.Update(ctx, TokenName(st.tok.ID), doc, st.version)
+	if err != nil {
 		return false, err
 	}
+	s.recent.put(st.tok, lease, version)
 	return true, nil
 }
 
@@ -871,9 +976,13 @@ func (s *Store) ReleaseLease(ctx context.Context, id, holder string) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.b.Update(ctx, TokenName(id), doc, st.version)
+	version, err := s.b.Update(ctx, TokenName(id), doc, st.version)
 	if errors.Is(err, ErrVersionMismatch) {
+		s.recent.forget(id)
 		return nil // rewritten since: the lease is gone with it
+	}
+	if err == nil {
+		s.recent.put(st.tok, nil, version)
 	}
 	return err
 }

@@ -243,7 +243,7 @@ func (s *Shard) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &in); err != nil {
 		return err
 	}
-	*s = Shard{Format: in.Format, Shard: in.Shard, Shards: in.Shards, Entries: []Entry{}}
+	*s = Shard{Format: in.Format, Shard: in.Shard, Shards: in.Shards, Entries: make([]Entry, 0, 3*len(in.Records))}
 	for _, r := range in.Records {
 		if r.Listed != 0 {
 			s.Entries = append(s.Entries, Entry{Key: Key{Kind: KindID, Value: r.ID}, ID: r.ID})
@@ -269,7 +269,7 @@ func NewShard(n, shards int) *Shard {
 // Decode parses a shard document and checks that it is shard n of shards.
 func Decode(b []byte, n, shards int) (*Shard, error) {
 	var s Shard
-	if err := json.Unmarshal(b, &s); err != nil {
+	if err := s.UnmarshalJSON(b); err != nil { // not json.Unmarshal: that would scan the document twice
 		return nil, fmt.Errorf("%w: index shard %d is not valid JSON", tokenstore.ErrMalformed, n)
 	}
 	switch {

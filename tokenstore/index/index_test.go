@@ -150,3 +150,46 @@ func TestCapacity(t *testing.T) {
 // routeAlice is Route(u:alice, 1000) computed independently in Python:
 // int.from_bytes(hashlib.sha256(b"u:alice").digest()[:8], "big") % 1000.
 const routeAlice = 664
+
+// fullShard returns the encoding of one of 100 shards holding the keys
+// of 10,000 tokens that route to it (~40 KB, what a cold lookup at that
+// size reads), and a key it holds.
+func fullShard(b *testing.B) ([]byte, index.Key) {
+	b.Helper()
+	const shards = 100
+	s := index.NewShard(0, shards)
+	var held index.Key
+	for i := range 10000 {
+		t := tok(i)
+		for _, k := range index.KeysOf(t) {
+			if index.Route(k, shards) == 0 {
+				s.Add(k, t.ID)
+				if k.Kind == index.KindUser {
+					held = k
+				}
+			}
+		}
+	}
+	enc, err := s.Encode()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return enc, held
+}
+
+// BenchmarkDecodeLookup is the CPU of a cold lookup: decode a shard and
+// look a key up in it.
+func BenchmarkDecodeLookup(b *testing.B) {
+	enc, k := fullShard(b)
+	b.SetBytes(int64(len(enc)))
+	b.ReportAllocs()
+	for b.Loop() {
+		s, err := index.Decode(enc, 0, 100)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(s.Lookup(k)) != 1 {
+			b.Fatal("key not found")
+		}
+	}
+}

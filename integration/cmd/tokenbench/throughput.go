@@ -37,11 +37,14 @@ func (m MixResult) OpsPerSec() float64 {
 }
 
 // throughput runs goroutines workers doing finds by user (warm cache) and,
-// every saveEvery-th operation, a refresh save, on the store and then
-// with the raw SDK (a find is one Read of the token; a save is Read +
-// Write, the requests the store makes), alternating in slices of slice
-// until each side has run for duration (the raw side only withRaw). Each goroutine works on its own
-// tokens, so there are no write conflicts.
+// every saveEvery-th operation, a refresh save of the token the previous
+// operation found (as an application saves what it found expired and
+// refreshed), on the store and then with the raw SDK, alternating in
+// slices of slice until each side has run for duration (the raw side only
+// withRaw). The raw side makes the requests the store makes: a find is
+// one Read of the token, a save one Write with the version that Read
+// returned (a Read first when it has none, at a slice boundary). Each
+// goroutine works on its own tokens, so there are no write conflicts.
 func (r *runner) throughput(goroutines, saveEvery int, duration, slice time.Duration, withRaw bool) *Throughput {
 	res := &Throughput{Goroutines: goroutines, SaveEvery: saveEvery}
 	// Each goroutine owns the tokens i ≡ g (mod goroutines).
@@ -93,11 +96,16 @@ func (r *runner) mixSlice(own [][]*tokenstore.Token, pos []int, raw bool, saveEv
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			lastK, lastVersion := -1, "" // raw side: the token last read or written, and its version
 			for ctx.Err() == nil {
 				i := pos[g]
-				k := i % len(own[g])
-				t := own[g][k]
+				n := len(own[g])
 				save := i%saveEvery == saveEvery-1
+				k := i % n
+				if save {
+					k = (i - 1 + n) % n // the token the previous operation found
+				}
+				t := own[g][k]
 				var err error
 				var u *tokenstore.Token
 				switch {
@@ -106,19 +114,30 @@ func (r *runner) mixSlice(own [][]*tokenstore.Token, pos []int, raw bool, saveEv
 					err = r.warm.SaveToken(r.ctx, u)
 				case save && raw:
 					name := casstore.TokenName(t.ID)
-					var doc bench.Doc
-					doc, err = r.t.Raw.Read(r.ctx, r.prefix, name)
+					if lastK != k {
+						var doc bench.Doc
+						doc, err = r.t.Raw.Read(r.ctx, r.prefix, name)
+						lastK, lastVersion = k, doc.Version
+					}
 					if err == nil {
 						u = bench.Refreshed(t)
 						b, _ := tokenstore.MarshalDocument(u)
-						_, err = r.t.Raw.Write(r.ctx, r.prefix, name, b, doc.Version)
+						lastVersion, err = r.t.Raw.Write(r.ctx, r.prefix, name, b, lastVersion)
+					}
+					if err != nil {
+						lastK = -1
 					}
 				case !raw:
 					var got *tokenstore.Token
 					got, err = r.warm.FindToken(r.ctx, bench.UserQuery(t))
 					err = expectID(got, err, t.ID)
 				default:
-					_, err = r.t.Raw.Read(r.ctx, r.prefix, casstore.TokenName(t.ID))
+					var doc bench.Doc
+					doc, err = r.t.Raw.Read(r.ctx, r.prefix, casstore.TokenName(t.ID))
+					lastK, lastVersion = k, doc.Version
+					if err != nil {
+						lastK = -1
+					}
 				}
 				pos[g] = i + 1
 				if err != nil {
