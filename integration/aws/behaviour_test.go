@@ -371,8 +371,10 @@ func TestLostStageMoveResponse(t *testing.T) {
 	if armed.Load() {
 		t.Fatal("the fault was not injected")
 	}
+	// Every request sent, the SDK's retry and awssm's check after it
+	// included.
 	want := map[string]int{"GetSecretValue": 2, "PutSecretValue": 1, "UpdateSecretVersionStage": 2}
-	if got := rec.byOp(); summary(got) != summary(want) {
+	if got := rec.sent(); summary(got) != summary(want) {
 		t.Errorf("calls %s, want %s", summary(got), summary(want))
 	}
 	if ok, err := plain.AcquireLease(ctx, alice.ID, "holder-2", time.Minute); err != nil || ok {

@@ -128,6 +128,15 @@ func (r *recorder) byOp() map[string]int {
 	return out
 }
 
+// sent counts every request per operation, retries included.
+func (r *recorder) sent() map[string]int {
+	out := map[string]int{}
+	for _, c := range r.all() {
+		out[c.Op]++
+	}
+	return out
+}
+
 // retries counts the SDK's retried attempts.
 func (r *recorder) retries() int {
 	n := 0

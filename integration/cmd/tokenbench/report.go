@@ -95,7 +95,9 @@ var ratioRows = []struct{ op, ref string }{
 	{"FindToken by user, cold", "Read index + Read token"},
 	{"SaveToken refresh (access token changes)", "Write (CAS)"},
 	{"SaveToken refresh, token not read before", "Read + Write (CAS)"},
+	{"SaveToken new", "Read + Create + Write (the same requests)"},
 	{"SaveToken new", "Create"},
+	{"DeleteToken", "Read + Delete + Write (the same requests)"},
 	{"DeleteToken", "Delete"},
 }
 

@@ -129,6 +129,26 @@ func (r *runner) addRef(ref *Ref, fn func() error) {
 	ref.Samples = append(ref.Samples, s)
 }
 
+// rawDoc is a document the raw side writes, with its current version.
+type rawDoc struct {
+	name, version string
+	value         []byte
+}
+
+// copyIndex creates a copy of index shard 0 under another name, for raw
+// sequences that write an index document of the same size.
+func (r *runner) copyIndex(ctx context.Context) (*rawDoc, error) {
+	d, err := r.t.Raw.Read(ctx, r.prefix, casstore.IndexName(0))
+	if err != nil {
+		return nil, fmt.Errorf("reading the index to copy it: %w", err)
+	}
+	c := &rawDoc{name: "raw-index-" + bench.RandomHex(8), value: d.Value}
+	if c.version, err = r.t.Raw.Create(ctx, r.prefix, c.name, c.value); err != nil {
+		return nil, fmt.Errorf("creating the raw index copy: %w", err)
+	}
+	return c, nil
+}
+
 // insertWrites is the number of index writes the engine makes to insert
 // t (whose ID is set): one per shard its keys route to, plus one when its
 // ID key shares the shard of its decisive key (the one its lookup rule
@@ -382,13 +402,29 @@ func (r *runner) suite(iters, scanIters int) []*Op {
 
 	create := &Op{Name: "SaveToken new", BudgetExpr: "R + C + W·U", Refs: []*Ref{{Name: "Create"}}}
 	del := &Op{Name: "DeleteToken", BudgetExpr: "R + Del + K·U", Refs: []*Ref{{Name: "Delete"}}}
+	// With one shard (W = K = 1) the raw side can also make exactly the
+	// requests of the store: an insert is the lookup's Read of the index,
+	// a Create, and a Write of the index with the version it read; a
+	// delete is a Read of the token, a Delete, and a Write of the index
+	// with the version the store knows. The raw side uses its own copy of
+	// the index document, so the store's index is left alone.
+	var rawIndex *rawDoc
+	if r.shards == 1 {
+		create.Refs = append(create.Refs, &Ref{Name: "Read + Create + Write (the same requests)"})
+		del.Refs = append(del.Refs, &Ref{Name: "Read + Delete + Write (the same requests)"})
+		var err error
+		if rawIndex, err = r.copyIndex(ctx); err != nil {
+			create.fail(err)
+		}
+	}
 	for i := range iters {
 		u := bench.NewToken(r.next)
 		r.next++
 		rawName := "raw-" + bench.RandomHex(8)
+		sameName := "raw-" + bench.RandomHex(8)
 		doc, _ := tokenstore.MarshalDocument(u)
 		var saved bool
-		interleave(i,
+		sides := []func(){
 			func() {
 				s, err := r.timed(func() error { return r.warm.SaveToken(ctx, u) })
 				if err != nil {
@@ -401,8 +437,25 @@ func (r *runner) suite(iters, scanIters int) []*Op {
 			},
 			func() {
 				r.addRef(create.Refs[0], func() error { _, err := raw.Create(ctx, prefix, rawName, doc); return err })
+			},
+		}
+		if rawIndex != nil {
+			sides = append(sides, func() {
+				r.addRef(create.Refs[1], func() error {
+					d, err := raw.Read(ctx, prefix, rawIndex.name)
+					if err != nil {
+						return err
+					}
+					if _, err := raw.Create(ctx, prefix, sameName, doc); err != nil {
+						return err
+					}
+					rawIndex.version, err = raw.Write(ctx, prefix, rawIndex.name, rawIndex.value, d.Version)
+					return err
+				})
 			})
-		interleave(i,
+		}
+		interleave(i, sides...)
+		sides = []func(){
 			func() {
 				if saved {
 					r.addOp(del, func() error { return r.warm.DeleteToken(ctx, u.ID) }, R+D+shardsOf(index.KeysOf(u), r.shards)*U)
@@ -410,7 +463,29 @@ func (r *runner) suite(iters, scanIters int) []*Op {
 			},
 			func() {
 				r.addRef(del.Refs[0], func() error { return raw.Delete(ctx, prefix, rawName) })
+			},
+		}
+		if rawIndex != nil {
+			sides = append(sides, func() {
+				r.addRef(del.Refs[1], func() error {
+					if _, err := raw.Read(ctx, prefix, sameName); err != nil {
+						return err
+					}
+					if err := raw.Delete(ctx, prefix, sameName); err != nil {
+						return err
+					}
+					var err error
+					rawIndex.version, err = raw.Write(ctx, prefix, rawIndex.name, rawIndex.value, rawIndex.version)
+					return err
+				})
 			})
+		}
+		interleave(i, sides...)
+	}
+	if rawIndex != nil {
+		if err := raw.Delete(ctx, prefix, rawIndex.name); err != nil {
+			del.fail(fmt.Errorf("deleting the raw index copy: %w", err))
+		}
 	}
 	ops = append(ops, create, del)
 
