@@ -174,14 +174,7 @@ func WithLogger(l *slog.Logger) Option {
 // min(initial*2^(n-1), max). Defaults DefaultBackoff and
 // DefaultMaxBackoff (1 minute, 1 hour).
 func WithBackoff(initial, max time.Duration) Option {
-	return func(o *options) {
-		if initial > 0 {
-			o.backoff = initial
-		}
-		if max >= o.backoff {
-			o.maxBackoff = max
-		}
-	}
+	return func(o *options) { setBackoff(&o.backoff, &o.maxBackoff, initial, max) }
 }
 
 // WithTransientBackoff sets the backoff after other failed token requests
@@ -189,13 +182,17 @@ func WithBackoff(initial, max time.Duration) Option {
 // Defaults DefaultTransientBackoff and DefaultMaxTransientBackoff (1 s,
 // 1 minute).
 func WithTransientBackoff(initial, max time.Duration) Option {
-	return func(o *options) {
-		if initial > 0 {
-			o.transient = initial
-		}
-		if max >= o.transient {
-			o.maxTransient = max
-		}
+	return func(o *options) { setBackoff(&o.transient, &o.maxTransient, initial, max) }
+}
+
+// setBackoff sets a backoff pair: initial if positive, then max if it is
+// at least the initial backoff in effect.
+func setBackoff(initial, max *time.Duration, newInitial, newMax time.Duration) {
+	if newInitial > 0 {
+		*initial = newInitial
+	}
+	if newMax >= *initial {
+		*max = newMax
 	}
 }
 

@@ -124,17 +124,26 @@ func (s *service) resolveVersion(secret, seg string) (*versionEntry, error) {
 // for a SecretVersion." in any state. The returned name carries the resolved
 // version number, not the alias.
 func (s *service) GetSecretVersion(_ context.Context, req *secretmanagerpb.GetSecretVersionRequest) (*secretmanagerpb.SecretVersion, error) {
-	secret, seg, err := s.parseVersionName(req.GetName(), "name")
+	return viewVersion(s, req.GetName(), func(v *versionEntry) (*secretmanagerpb.SecretVersion, error) {
+		return cloneVersion(v.pb), nil
+	})
+}
+
+// viewVersion resolves the version resource name (a number, "latest" or an
+// alias) and calls fn with it under the read lock.
+func viewVersion[T any](s *service, name string, fn func(*versionEntry) (T, error)) (T, error) {
+	var zero T
+	secret, seg, err := s.parseVersionName(name, "name")
 	if err != nil {
-		return nil, err
+		return zero, err
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	v, err := s.resolveVersion(secret, seg)
 	if err != nil {
-		return nil, err
+		return zero, err
 	}
-	return cloneVersion(v.pb), nil
+	return fn(v)
 }
 
 // AccessSecretVersion implements service.proto AccessSecretVersion:
@@ -145,24 +154,16 @@ func (s *service) GetSecretVersion(_ context.Context, req *secretmanagerpb.GetSe
 // payload carries data_crc32c, the CRC32C the server stored on
 // AddSecretVersion (resources.proto SecretPayload.data_crc32c).
 func (s *service) AccessSecretVersion(_ context.Context, req *secretmanagerpb.AccessSecretVersionRequest) (*secretmanagerpb.AccessSecretVersionResponse, error) {
-	secret, seg, err := s.parseVersionName(req.GetName(), "name")
-	if err != nil {
-		return nil, err
-	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	v, err := s.resolveVersion(secret, seg)
-	if err != nil {
-		return nil, err
-	}
-	if v.pb.GetState() != secretmanagerpb.SecretVersion_ENABLED {
-		return nil, errVersionState(v)
-	}
-	crc := int64(v.crc)
-	return &secretmanagerpb.AccessSecretVersionResponse{
-		Name:    v.pb.GetName(),
-		Payload: &secretmanagerpb.SecretPayload{Data: bytes.Clone(v.data), DataCrc32C: &crc},
-	}, nil
+	return viewVersion(s, req.GetName(), func(v *versionEntry) (*secretmanagerpb.AccessSecretVersionResponse, error) {
+		if v.pb.GetState() != secretmanagerpb.SecretVersion_ENABLED {
+			return nil, errVersionState(v)
+		}
+		crc := int64(v.crc)
+		return &secretmanagerpb.AccessSecretVersionResponse{
+			Name:    v.pb.GetName(),
+			Payload: &secretmanagerpb.SecretPayload{Data: bytes.Clone(v.data), DataCrc32C: &crc},
+		}, nil
+	})
 }
 
 // EnableSecretVersion implements service.proto EnableSecretVersion: "Sets the
