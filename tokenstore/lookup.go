@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/base32"
 	"fmt"
+	"unicode/utf8"
 )
 
 // Rule names the lookup rule that decides a query. The first rule that
@@ -46,9 +47,13 @@ func (r Rule) String() string {
 // QueryRuleOf returns the rule that decides query, or ErrInvalidToken
 // (wrapped) when no rule applies, including for a nil query.
 func QueryRuleOf(query *Token) (Rule, error) {
-	switch {
-	case query == nil:
+	if query == nil {
 		return RuleInvalid, fmt.Errorf("%w: nil query", ErrInvalidToken)
+	}
+	if err := ValidateUTF8(query); err != nil {
+		return RuleInvalid, err
+	}
+	switch {
 	case query.UserName != "":
 		return RuleUserName, nil
 	case query.AccessToken != "" && query.ClientID == "" && query.ClientSecret == "":
@@ -130,11 +135,37 @@ func HasSecret(t *Token) bool {
 	return t != nil && (t.AccessToken != "" || t.RefreshToken != "" || t.GrantToken != "")
 }
 
+// ValidateUTF8 returns ErrInvalidToken (wrapped) when a string field of t
+// is not valid UTF-8. Such a value cannot round-trip through JSON (it
+// would be stored as U+FFFD and never match again), so every store
+// rejects it before any call. The message names the field, never the
+// value.
+func ValidateUTF8(t *Token) error {
+	if t == nil {
+		return nil
+	}
+	for _, f := range []struct{ name, v string }{
+		{"id", t.ID}, {"user_name", t.UserName}, {"client_id", t.ClientID},
+		{"client_secret", t.ClientSecret}, {"refresh_token", t.RefreshToken},
+		{"access_token", t.AccessToken}, {"grant_token", t.GrantToken},
+		{"redirect_url", t.RedirectURL}, {"api_domain", t.APIDomain},
+	} {
+		if !utf8.ValidString(f.v) {
+			return fmt.Errorf("%w: field %s is not valid UTF-8", ErrInvalidToken, f.name)
+		}
+	}
+	return nil
+}
+
 // ValidateForSave returns ErrInvalidToken (wrapped) for a nil token, a
-// token with no access, refresh or grant token, or a malformed ID.
+// token with a field that is not valid UTF-8, a token with no access,
+// refresh or grant token, or a malformed ID.
 func ValidateForSave(t *Token) error {
 	if t == nil {
 		return fmt.Errorf("%w: nil token", ErrInvalidToken)
+	}
+	if err := ValidateUTF8(t); err != nil {
+		return err
 	}
 	if !HasSecret(t) {
 		return fmt.Errorf("%w: token has no access, refresh or grant token", ErrInvalidToken)

@@ -20,8 +20,9 @@ type MemoryStore struct {
 }
 
 var (
-	_ Store  = (*MemoryStore)(nil)
-	_ Leaser = (*MemoryStore)(nil)
+	_ Store    = (*MemoryStore)(nil)
+	_ Leaser   = (*MemoryStore)(nil)
+	_ Importer = (*MemoryStore)(nil)
 )
 
 // NewMemoryStore returns an empty MemoryStore.
@@ -103,6 +104,36 @@ func (m *MemoryStore) SaveToken(ctx context.Context, t *Token) error {
 	m.tokens[next.ID] = next
 	delete(m.leases, next.ID)
 	t.ID = next.ID
+	return nil
+}
+
+// ImportToken implements Importer: t is stored exactly, under t.ID.
+func (m *MemoryStore) ImportToken(ctx context.Context, t *Token) error {
+	if t == nil {
+		return fmt.Errorf("%w: nil token", ErrInvalidToken)
+	}
+	if err := ValidateID(t.ID); err != nil {
+		return err
+	}
+	if err := ValidateForSave(t); err != nil {
+		return err
+	}
+	if _, err := MarshalDocument(t); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if other := m.clashLocked(t); other != "" {
+		return fmt.Errorf("%w: the token's keys already belong to token %q", ErrConflict, other)
+	}
+	if _, ok := m.tokens[t.ID]; !ok {
+		m.order = append(m.order, t.ID)
+	}
+	m.tokens[t.ID] = t.Clone()
+	delete(m.leases, t.ID)
 	return nil
 }
 

@@ -59,6 +59,20 @@ var (
 	ErrUnsupportedVersion = fmt.Errorf("%w: unsupported format version", ErrMalformed)
 )
 
+// Importer is an optional Store extension for migrations and restores:
+// ImportToken stores t exactly as given, under t.ID, so that a record
+// keeps its ID when it moves between stores.
+//
+// t.ID is required ([ErrInvalidID] otherwise). When a record with that ID
+// exists, every field is replaced by t's (empty fields included); when
+// none exists, t is inserted under t.ID. The one-record-per-key rule still
+// holds: if another record holds t's user name and client, grant token or
+// refresh token, ImportToken fails with [ErrConflict] and changes nothing.
+// Importing the same token twice is a no-op the second time.
+type Importer interface {
+	ImportToken(ctx context.Context, t *Token) error
+}
+
 // Leaser is an optional Store extension: a short lease on one token that
 // processes sharing a store use so that only one of them refreshes it.
 // Package tokensource uses it when the store provides it.
