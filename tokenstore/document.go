@@ -29,8 +29,32 @@ type document struct {
 	ExpiryTime   int64  `json:"expiry_time,omitempty"`
 	RedirectURL  string `json:"redirect_url,omitempty"`
 	APIDomain    string `json:"api_domain,omitempty"`
-	// Lease is store metadata: a cross-process refresh lease (see Lease).
-	Lease *Lease `json:"lease,omitempty"`
+	// Store metadata (see Meta).
+	Lease   *Lease `json:"lease,omitempty"`
+	Gen     uint64 `json:"gen,omitempty"`
+	SavedAt int64  `json:"saved_at,omitempty"`
+	Deleted int64  `json:"deleted,omitempty"`
+}
+
+// Meta is what a store keeps in a token document beside the token.
+// Readers that do not know a field ignore it, so these fields are
+// optional additions to format 1.
+type Meta struct {
+	// Gen is the document's generation: 1 for the first write, one more
+	// for every write after it ("gen"). A store never returns a document
+	// of a lower generation than one it has read or written. 0 means a
+	// document written before generations existed.
+	Gen uint64
+	// SavedAt is when the document was written, in epoch milliseconds
+	// ("saved_at"), by the writer's clock.
+	SavedAt int64
+	// Lease is a cross-process refresh lease, or nil ("lease").
+	Lease *Lease
+	// Deleted is set, in epoch milliseconds, on a tombstone: a document
+	// that holds no token, left where a token was deleted or where a store
+	// had to prove that a token does not exist ("deleted"). Stores treat a
+	// tombstone as no token at all.
+	Deleted int64
 }
 
 // Lease is a short cross-process claim on a token, held by the process that
@@ -57,13 +81,23 @@ func MarshalDocument(t *Token) ([]byte, error) {
 // MarshalDocumentWithLease encodes t with a refresh lease; a nil lease is
 // omitted.
 func MarshalDocumentWithLease(t *Token, lease *Lease) ([]byte, error) {
+	return MarshalStored(t, Meta{Lease: lease})
+}
+
+// MarshalStored encodes t with the store metadata m. For a tombstone
+// (m.Deleted set) only t.ID is written.
+func MarshalStored(t *Token, m Meta) ([]byte, error) {
 	if t == nil {
 		return nil, fmt.Errorf("%w: nil token", ErrInvalidToken)
 	}
 	d := document{
 		Format: FormatVersion, ID: t.ID, UserName: t.UserName, ClientID: t.ClientID,
 		ClientSecret: t.ClientSecret, RefreshToken: t.RefreshToken, AccessToken: t.AccessToken,
-		GrantToken: t.GrantToken, RedirectURL: t.RedirectURL, APIDomain: t.APIDomain, Lease: lease,
+		GrantToken: t.GrantToken, RedirectURL: t.RedirectURL, APIDomain: t.APIDomain,
+		Lease: m.Lease, Gen: m.Gen, SavedAt: m.SavedAt, Deleted: m.Deleted,
+	}
+	if m.Deleted != 0 {
+		d = document{Format: FormatVersion, ID: t.ID, Gen: m.Gen, SavedAt: m.SavedAt, Deleted: m.Deleted}
 	}
 	if !t.Expiry.IsZero() {
 		d.ExpiryTime = t.Expiry.UnixMilli()
@@ -88,23 +122,32 @@ func UnmarshalDocument(b []byte) (*Token, error) {
 
 // UnmarshalDocumentWithLease decodes a token document and its lease, if any.
 func UnmarshalDocumentWithLease(b []byte) (*Token, *Lease, error) {
+	t, m, err := UnmarshalStored(b)
+	if err != nil {
+		return nil, nil, err
+	}
+	return t, m.Lease, nil
+}
+
+// UnmarshalStored decodes a token document and its store metadata.
+func UnmarshalStored(b []byte) (*Token, Meta, error) {
 	var d document
 	dec := json.NewDecoder(bytes.NewReader(b))
 	if err := dec.Decode(&d); err != nil {
-		return nil, nil, fmt.Errorf("%w: %s", ErrMalformed, jsonProblem(err))
+		return nil, Meta{}, fmt.Errorf("%w: %s", ErrMalformed, jsonProblem(err))
 	}
 	if dec.More() {
-		return nil, nil, fmt.Errorf("%w: trailing data after the JSON object", ErrMalformed)
+		return nil, Meta{}, fmt.Errorf("%w: trailing data after the JSON object", ErrMalformed)
 	}
 	switch {
 	case d.Format < 1:
-		return nil, nil, fmt.Errorf("%w: missing or invalid \"format\"", ErrMalformed)
+		return nil, Meta{}, fmt.Errorf("%w: missing or invalid \"format\"", ErrMalformed)
 	case d.Format > FormatVersion:
-		return nil, nil, fmt.Errorf("%w: format %d, this library reads up to %d", ErrUnsupportedVersion, d.Format, FormatVersion)
+		return nil, Meta{}, fmt.Errorf("%w: format %d, this library reads up to %d", ErrUnsupportedVersion, d.Format, FormatVersion)
 	}
 	if d.ID != "" {
 		if err := ValidateID(d.ID); err != nil {
-			return nil, nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+			return nil, Meta{}, fmt.Errorf("%w: %w", ErrMalformed, err)
 		}
 	}
 	t := &Token{
@@ -115,7 +158,7 @@ func UnmarshalDocumentWithLease(b []byte) (*Token, *Lease, error) {
 	if d.ExpiryTime != 0 {
 		t.Expiry = time.UnixMilli(d.ExpiryTime).UTC()
 	}
-	return t, d.Lease, nil
+	return t, Meta{Gen: d.Gen, SavedAt: d.SavedAt, Lease: d.Lease, Deleted: d.Deleted}, nil
 }
 
 // jsonProblem describes a decoding error without quoting the input, which

@@ -1,80 +1,3 @@
-// Package casstore implements tokenstore.Store once, on top of any
-// backend that keeps small named documents with compare-and-swap
-// versions. The awssm, gcpsm and vault adapters are such backends; the
-// lookup rules, the document and index formats, the upsert logic, the
-// index cache and the concurrency control all live here, so every adapter
-// behaves the same.
-//
-// # Layout
-//
-// A store keeps one document per token, named TokenName(id), and an index
-// of Options.IndexShards documents named IndexName(n) (see package index).
-// Names use only [a-z0-9-]; a backend adds its own prefix.
-//
-// # Concurrency
-//
-// Token documents are the truth; the index is a complete set of hints.
-// Every write is a compare-and-swap on one document, retried with a fresh
-// read up to Options.MaxAttempts times before tokenstore.ErrConflict.
-//   - Insert: create the token document under a new random ID, then claim
-//     its keys in the index: first the key its own lookup rule uses (all
-//     concurrent inserts of one user contend on that key, so a loser
-//     loses before any of its keys is visible), then the other keys, and
-//     last the ID key that lists it. A key already held by another live
-//     token means a concurrent save of the same record won: the new
-//     document is withdrawn and the save retries, and now finds and
-//     updates the winner. So no key ever has two records. (A remaining
-//     window: a token saved with a user name and one saved with only the
-//     same refresh token race on different first keys; the loser's
-//     withdrawal can drop an update made to it meanwhile.)
-//   - Update: keys the update adds are claimed in the index first, then
-//     the token document is swapped, then keys it dropped are released.
-//     A refresh that changes only the access token and expiry writes the
-//     token document alone.
-//   - Delete: the token document goes first, then its index entries.
-//
-// A write whose response is lost (a network error after the backend
-// applied it) and that the SDK then retries meets its own new version and
-// reports a mismatch; the engine treats it as lost. For an insert this can
-// leave an unindexed document, which Check reports as Unindexed.
-//
-// An index entry whose token is gone, or no longer holds the key, is
-// stale; readers verify every token they read against the query, so a
-// stale entry can cost a read but never yields a wrong answer.
-//
-// # Cost per operation (calls to the Backend)
-//
-// S is Options.IndexShards, K the number of shards a token's keys route
-// to (1 with one shard), "warm" means Options.CacheIndex with the shard
-// already in memory.
-//
-//	FindTokenByID                1 Read
-//	FindToken by user/grant/refresh
-//	    cold                     2 Reads (index shard, token)
-//	    warm cache, verified     1 Read (token)
-//	    warm cache, stale        3 Reads (token, index shard, token)
-//	FindToken by access token    a full Tokens scan (access tokens are not indexed)
-//	SaveToken refresh, by ID
-//	    token remembered         1 Update
-//	    otherwise                1 Read + 1 Update
-//	SaveToken refresh, by rules  lookup (as FindToken) + 1 Update
-//	SaveToken new                lookup + 1 Create + K index Updates
-//	                             (+1 when the ID key shares the lookup
-//	                             key's shard and other keys route
-//	                             elsewhere: that shard is written first
-//	                             and last; + K-1 index Reads when not
-//	                             warm: the lookup's shard is not read
-//	                             again)
-//	AcquireLease                 1 Update if remembered, else 1 Read + 1 Update
-//	DeleteToken                  1 Read + 1 Delete + K index Updates (+ K Reads when not warm)
-//	Tokens                       S Reads + ReadMany(N)
-//	DeleteTokens                 S Reads + N Deletes + 1 Update per shard that had entries
-//
-// A token is remembered when this Store has read or written it since
-// (Options.RememberTokens, 4096 by default): the Store then knows the
-// version its compare-and-swap needs. If another process wrote the token
-// in between, the write fails and the save decides again from a fresh
-// read: 1 Update + 1 Read + 1 Update.
 package casstore
 
 import (
@@ -128,9 +51,36 @@ type Result struct {
 var (
 	// ErrExists: Create found the document already there.
 	ErrExists = errors.New("casstore: document already exists")
+	// ErrDeleted: Create found that the name belonged to a document that
+	// was deleted and cannot be created again yet (AWS Secrets Manager
+	// keeps a deleted secret's name during its recovery window). It wraps
+	// ErrExists. For the engine it proves that no document of that name
+	// can appear, which is all a fence needs.
+	ErrDeleted = fmt.Errorf("%w: the name belongs to a deleted document", ErrExists)
 	// ErrVersionMismatch: Update found another version than expected.
 	ErrVersionMismatch = errors.New("casstore: document version changed")
 )
+
+// Quotas describes how often one document of a backend may be written.
+// The engine splits index buckets early enough that no bucket comes near
+// them; see package index.
+type Quotas struct {
+	// VersionsPerDay is how many writes a document takes in any 24 hours:
+	// AWS Secrets Manager keeps at most 100 versions created in the last
+	// 24 hours per secret. 0 means no limit.
+	VersionsPerDay int
+	// WritesPerSecond is how many writes a second a document takes
+	// sustained: GCP Secret Manager soft-limits a global secret to 2
+	// AddSecretVersion and UpdateSecret requests a second, and a store
+	// write makes one of each, so 1. 0 means no limit.
+	WritesPerSecond float64
+}
+
+// QuotaReporter is implemented by backends whose documents have write
+// quotas.
+type QuotaReporter interface {
+	Quotas() Quotas
+}
 
 // TokenName returns the backend name of the document of token id.
 func TokenName(id string) string { return "token-" + id }

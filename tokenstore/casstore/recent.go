@@ -1,26 +1,35 @@
 package casstore
 
 import (
+	"container/list"
 	"sync"
-
-	"github.com/cloudtokens/cloudtokens/tokenstore"
+	"time"
 )
 
 // recentDocs remembers, per token, the document this Store last read or
-// wrote and its version, so that saving a token it already knows costs
-// the compare-and-swap write alone: the remembered version is the
-// expected one. A remembered document is only ever a guess: when the
-// write finds another version, the save forgets it and decides again from
-// a fresh read, so a stale entry costs one failed write, never a lost
-// update. Entries are immutable once stored.
+// wrote: its token, metadata and version. It serves two purposes:
+//
+//   - saving a token the Store already knows costs the compare-and-swap
+//     write alone, because the remembered version is the expected one. A
+//     remembered document is only ever a guess for that: when the write
+//     finds another version, the save forgets it and decides again from a
+//     fresh read, so a stale entry costs one failed write, never a lost
+//     update;
+//   - reads are monotonic: a read that returns a lower generation than the
+//     remembered one came from a lagging replica, and the remembered
+//     document is returned instead.
+//
+// It holds at most max documents, least recently used out first. Entries
+// are immutable once stored.
 type recentDocs struct {
 	mu  sync.Mutex
 	max int
-	m   map[string]*storedToken
+	ll  *list.List               // of *storedToken, most recent first
+	m   map[string]*list.Element // by token ID
 }
 
 func newRecentDocs(max int) *recentDocs {
-	return &recentDocs{max: max, m: map[string]*storedToken{}}
+	return &recentDocs{max: max, ll: list.New(), m: map[string]*list.Element{}}
 }
 
 // get returns the remembered document of id, or nil.
@@ -30,41 +39,95 @@ func (r *recentDocs) get(id string) *storedToken {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.m[id]
+	e, ok := r.m[id]
+	if !ok {
+		return nil
+	}
+	r.ll.MoveToFront(e)
+	return e.Value.(*storedToken)
 }
 
-// put remembers a copy of tok with its lease and version. When full it
-// forgets an arbitrary entry.
-func (r *recentDocs) put(tok *tokenstore.Token, lease *tokenstore.Lease, version string) {
-	if r.max <= 0 || tok == nil || version == "" {
+// put remembers a copy of st.
+func (r *recentDocs) put(st *storedToken) {
+	if r.max <= 0 || st == nil || st.version == "" {
 		return
 	}
-	st := &storedToken{tok: tok.Clone(), version: version}
-	if lease != nil {
-		l := *lease
-		st.lease = &l
+	c := &storedToken{tok: st.tok.Clone(), meta: st.meta, version: st.version}
+	if st.meta.Lease != nil {
+		l := *st.meta.Lease
+		c.meta.Lease = &l
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if _, ok := r.m[tok.ID]; !ok && len(r.m) >= r.max {
-		for id := range r.m {
-			delete(r.m, id)
-			break
-		}
+	if e, ok := r.m[c.tok.ID]; ok {
+		e.Value = c
+		r.ll.MoveToFront(e)
+		return
 	}
-	r.m[tok.ID] = st
+	r.m[c.tok.ID] = r.ll.PushFront(c)
+	for r.ll.Len() > r.max {
+		last := r.ll.Back()
+		r.ll.Remove(last)
+		delete(r.m, last.Value.(*storedToken).tok.ID)
+	}
 }
 
 // forget drops the document of id.
 func (r *recentDocs) forget(id string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	delete(r.m, id)
+	if e, ok := r.m[id]; ok {
+		r.ll.Remove(e)
+		delete(r.m, id)
+	}
 }
 
 // clear drops every document.
 func (r *recentDocs) clear() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.ll.Init()
 	clear(r.m)
+}
+
+// claimWatch remembers when this Store first saw each unfinished claim it
+// is waiting on, so that it fences a claim only after it has waited
+// Options.ClaimWait for it, measured on its own clock.
+type claimWatch struct {
+	mu    sync.Mutex
+	first map[claimID]time.Time
+}
+
+type claimID struct {
+	kind, value, owner string
+	gen                uint64
+}
+
+func newClaimWatch() *claimWatch { return &claimWatch{first: map[claimID]time.Time{}} }
+
+// waited returns how long the claim has been watched, starting the watch
+// at now if it is new. Watches older than an hour are dropped.
+func (w *claimWatch) waited(c claimID, now time.Time) time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.first) > 1024 {
+		for k, t := range w.first {
+			if now.Sub(t) > time.Hour {
+				delete(w.first, k)
+			}
+		}
+	}
+	t, ok := w.first[c]
+	if !ok {
+		w.first[c] = now
+		return 0
+	}
+	return now.Sub(t)
+}
+
+// done forgets a claim that was resolved.
+func (w *claimWatch) done(c claimID) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.first, c)
 }

@@ -1,0 +1,232 @@
+package casstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+
+	"github.com/cloudtokens/cloudtokens/tokenstore"
+	"github.com/cloudtokens/cloudtokens/tokenstore/index"
+)
+
+// A claim maps a key to the token that is about to hold it, for the
+// generation of the token document that will hold it (see package index).
+// Keys are claimed before the document is written and released after, so
+// that the index always has an entry for every key a document holds.
+// Entries that no document holds are of three kinds, told apart by
+// reading the holder's document (classify):
+//
+//   - dead: the document is a tombstone, or it is at the claim's
+//     generation or later and does not hold the key. No write that can
+//     still succeed needs the entry (it would have to claim again, with a
+//     later generation), so anyone may drop it.
+//   - pending: the document is at an earlier generation than the claim,
+//     or does not exist: a save is between its claim and its write, or
+//     died there. It is waited on for Options.ClaimWait, then fenced:
+//     the holder's document is rewritten at the next generation without
+//     the key (a compare-and-swap that makes the pending write fail), or,
+//     when it does not exist, created as a tombstone (which makes the
+//     pending create fail). After the fence the entry is dead.
+//   - live: the document holds the key.
+//
+// A read that lags (a stale replica) can only make a dead entry look
+// pending or live, never the reverse: the fence is a conditional write
+// against the current document, which fails on a stale version.
+
+type ownerState int
+
+const (
+	ownerDead ownerState = iota
+	ownerLive
+	ownerPending // the document is behind the claim
+	ownerMissing // no document
+)
+
+// classify reads the holder of entry e (memoised in docs) and tells what
+// the entry is.
+func (s *Store) classify(ctx context.Context, e index.Entry, docs map[string]*storedToken) (ownerState, *storedToken, error) {
+	st, ok := docs[e.ID]
+	if !ok {
+		var err error
+		st, err = s.readDoc(ctx, e.ID)
+		switch {
+		case errors.Is(err, tokenstore.ErrNotFound):
+			st = nil
+		case errors.Is(err, tokenstore.ErrMalformed):
+			return ownerLive, nil, fmt.Errorf("the token's %s belongs to token %q, whose document is corrupt (run Repair or delete it): %w", keyName(e.Kind), e.ID, err)
+		case err != nil:
+			return ownerLive, nil, err
+		}
+		docs[e.ID] = st
+	}
+	switch {
+	case st == nil:
+		return ownerMissing, nil, nil
+	case st.tombstone():
+		return ownerDead, st, nil
+	case slices.Contains(index.KeysOf(st.tok), e.Key):
+		return ownerLive, st, nil
+	case st.meta.Gen >= e.Gen:
+		return ownerDead, st, nil
+	}
+	return ownerPending, st, nil
+}
+
+// fence makes the pending claim e dead: see above. It returns errRetry
+// when the holder's document changed meanwhile.
+func (s *Store) fence(ctx context.Context, e index.Entry, state ownerState, st *storedToken, docs map[string]*storedToken) error {
+	cctx, cancel := s.cleanupContext(ctx)
+	defer cancel()
+	switch state {
+	case ownerPending:
+		next, err := s.writeDoc(cctx, st, st.tok, tokenstore.Meta{Lease: st.meta.Lease})
+		if err != nil {
+			delete(docs, e.ID)
+			if errors.Is(err, ErrVersionMismatch) || errors.Is(err, tokenstore.ErrNotFound) {
+				return fmt.Errorf("%w: token %q changed while its claim was fenced", errRetry, e.ID)
+			}
+			return err
+		}
+		docs[e.ID] = next
+	case ownerMissing:
+		tomb := &tokenstore.Token{ID: e.ID}
+		meta := tokenstore.Meta{Gen: e.Gen, Deleted: s.now().UnixMilli(), SavedAt: s.now().UnixMilli()}
+		doc, err := tokenstore.MarshalStored(tomb, meta)
+		if err != nil {
+			return err
+		}
+		v, err := s.create(cctx, TokenName(e.ID), doc)
+		switch {
+		case errors.Is(err, ErrDeleted):
+			docs[e.ID] = &storedToken{tok: tomb, meta: meta} // gone for good
+		case errors.Is(err, ErrExists):
+			delete(docs, e.ID)
+			return fmt.Errorf("%w: token %q exists after all", errRetry, e.ID)
+		case err != nil:
+			return err
+		default:
+			docs[e.ID] = &storedToken{tok: tomb, meta: meta, version: v}
+		}
+	}
+	s.opts.Logger.InfoContext(ctx, "cloudtokens: fenced the claim of a save that did not finish", "id", e.ID, "key", keyName(e.Kind))
+	return nil
+}
+
+// errClaimed: a key belongs to another record. The claim either retries
+// (the save finds and updates that record) or fails with ErrConflict.
+type claimRequest struct {
+	id       string
+	gen      uint64
+	saving   *tokenstore.Token // the token being saved, for the lookup rule
+	decisive index.Key         // the key of saving's lookup rule, if any
+	insert   bool              // an insert may lose a race and retry; an update fails
+	exact    bool              // ImportToken: any clash is a conflict
+}
+
+// claim maps keys to req.id for generation req.gen, bucket by bucket,
+// dropping dead entries of the same keys on the way. A key held by a live
+// record is a lost race (errRetry: the retry finds and updates that
+// record) when an insert's own lookup rule would find that record, and
+// tokenstore.ErrConflict otherwise. A pending claim is waited on
+// (errRetry) and fenced after Options.ClaimWait.
+func (s *Store) claim(ctx context.Context, req claimRequest, keys []index.Key, snaps bucketSnaps) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	docs := map[string]*storedToken{}
+	return s.modifyKeys(ctx, keys, snaps, func(b *index.Bucket, keys []index.Key) (bool, error) {
+		changed := false
+		for _, k := range keys {
+			for _, e := range b.Holders(k, req.id) {
+				state, st, err := s.classify(ctx, e, docs)
+				if err != nil {
+					return false, err
+				}
+				if state == ownerPending || state == ownerMissing {
+					c := claimID{e.Kind, e.Value, e.ID, e.Gen}
+					if s.claims.waited(c, s.now()) < s.opts.ClaimWait {
+						return false, fmt.Errorf("%w: token %q is claiming the same %s", errRetry, e.ID, keyName(k.Kind))
+					}
+					if err := s.fence(ctx, e, state, st, docs); err != nil {
+						return false, err
+					}
+					s.claims.done(c)
+					state = ownerDead
+				}
+				if state == ownerDead {
+					changed = b.RemoveEntry(e) || changed
+					continue
+				}
+				return false, s.clash(req, k, e, st)
+			}
+			if b.Put(k, req.id, req.gen) {
+				changed = true
+			}
+		}
+		return changed, nil
+	})
+}
+
+// clash is the error for key k of a claim held by the live entry e.
+func (s *Store) clash(req claimRequest, k index.Key, e index.Entry, owner *storedToken) error {
+	if req.insert && !req.exact && (k == req.decisive || tokenstore.Matches(req.saving, owner.tok)) {
+		// A concurrent save of the same record won: the retry finds it
+		// by the lookup rules and updates it.
+		return fmt.Errorf("%w: %s taken by token %q", errRetry, keyName(k.Kind), e.ID)
+	}
+	return fmt.Errorf("%w: the token's %s already belongs to token %q", tokenstore.ErrConflict, keyName(k.Kind), e.ID)
+}
+
+// release removes the mappings of keys to id claimed for generation upTo
+// or earlier. It runs on a clean-up context (it must happen even when the
+// caller's context ended); a failure is logged: the entries left behind
+// are dead and dropped by the next claim of those keys or by Repair.
+func (s *Store) release(ctx context.Context, id string, keys []index.Key, upTo uint64, snaps bucketSnaps) {
+	if len(keys) == 0 {
+		return
+	}
+	cctx, cancel := s.cleanupContext(ctx)
+	defer cancel()
+	err := s.modifyKeys(cctx, keys, snaps, func(b *index.Bucket, keys []index.Key) (bool, error) {
+		changed := false
+		for _, k := range keys {
+			changed = b.Remove(k, id, upTo) || changed
+		}
+		return changed, nil
+	})
+	if err != nil {
+		s.opts.Logger.WarnContext(ctx, "cloudtokens: could not release index entries; they are dead and will be dropped later", "id", id, "error", err)
+	}
+}
+
+// releaseAll removes every mapping of keys to id, whatever generation it
+// was claimed for: for a token that is deleted.
+func (s *Store) releaseAll(ctx context.Context, id string, keys []index.Key, snaps bucketSnaps) {
+	s.release(ctx, id, keys, math.MaxUint64, snaps)
+}
+
+func keyName(kind string) string {
+	switch kind {
+	case index.KindUser:
+		return "user name"
+	case index.KindGrant:
+		return "grant token"
+	case index.KindRefresh:
+		return "refresh token"
+	case index.KindAccess:
+		return "access token"
+	}
+	return "id"
+}
+
+func diffKeys(a, b []index.Key) []index.Key {
+	var out []index.Key
+	for _, k := range a {
+		if !slices.Contains(b, k) {
+			out = append(out, k)
+		}
+	}
+	return out
+}

@@ -1,0 +1,101 @@
+package casstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/cloudtokens/cloudtokens/tokenstore"
+)
+
+// storedToken is a token document as read or written: the token, its
+// store metadata and its backend version. A tombstone has Meta.Deleted
+// set and a token with only its ID.
+type storedToken struct {
+	tok     *tokenstore.Token
+	meta    tokenstore.Meta
+	version string
+}
+
+func (st *storedToken) tombstone() bool { return st.meta.Deleted != 0 }
+
+func decodeToken(id string, value []byte, version string) (*storedToken, error) {
+	t, meta, err := tokenstore.UnmarshalStored(value)
+	if err != nil {
+		return nil, fmt.Errorf("token %q: %w", id, err)
+	}
+	if t.ID != id {
+		return nil, fmt.Errorf("%w: token document %q holds id %q", tokenstore.ErrMalformed, id, t.ID)
+	}
+	return &storedToken{tok: t, meta: meta, version: version}, nil
+}
+
+// readDoc reads the document of token id: a live token or a tombstone. A
+// read that returns an older generation than the Store has seen (a
+// replica that lags, see the package documentation on consistency) gives
+// the remembered document instead: a Store never goes back in time.
+func (s *Store) readDoc(ctx context.Context, id string) (*storedToken, error) {
+	obj, err := s.b.Read(ctx, TokenName(id))
+	if err != nil {
+		if errors.Is(err, tokenstore.ErrNotFound) {
+			s.recent.forget(id)
+		}
+		return nil, err
+	}
+	return s.admit(id, obj.Value, obj.Version)
+}
+
+// admit decodes a document read from the backend and reconciles it with
+// what the Store remembers.
+func (s *Store) admit(id string, value []byte, version string) (*storedToken, error) {
+	st, err := decodeToken(id, value, version)
+	if err != nil {
+		s.recent.forget(id)
+		return nil, err
+	}
+	if known := s.recent.get(id); known != nil && known.meta.Gen > st.meta.Gen {
+		return known, nil // a stale replica: keep what we know
+	}
+	s.recent.put(st)
+	return st, nil
+}
+
+// readToken reads a live token: a tombstone is tokenstore.ErrNotFound.
+func (s *Store) readToken(ctx context.Context, id string) (*storedToken, error) {
+	st, err := s.readDoc(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if st.tombstone() {
+		return nil, fmt.Errorf("%w: token %q was deleted", tokenstore.ErrNotFound, id)
+	}
+	return st, nil
+}
+
+// writeDoc writes the next generation of a token document over st (or
+// creates it when st is nil) and remembers it. next is the token to
+// store and meta its metadata; Gen and SavedAt are filled in.
+func (s *Store) writeDoc(ctx context.Context, st *storedToken, next *tokenstore.Token, meta tokenstore.Meta) (*storedToken, error) {
+	meta.Gen = 1
+	if st != nil {
+		meta.Gen = st.meta.Gen + 1
+	}
+	meta.SavedAt = s.now().UnixMilli()
+	doc, err := tokenstore.MarshalStored(next, meta)
+	if err != nil {
+		return nil, err
+	}
+	var version string
+	if st == nil {
+		version, err = s.create(ctx, TokenName(next.ID), doc)
+	} else {
+		version, err = s.update(ctx, TokenName(next.ID), doc, st.version)
+	}
+	if err != nil {
+		s.recent.forget(next.ID)
+		return nil, err
+	}
+	out := &storedToken{tok: next.Clone(), meta: meta, version: version}
+	s.recent.put(out)
+	return out, nil
+}

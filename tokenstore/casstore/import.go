@@ -1,0 +1,47 @@
+package casstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/cloudtokens/cloudtokens/tokenstore"
+)
+
+// ImportToken implements tokenstore.Importer: it stores t exactly, under
+// t.ID, for migrations and restores. A record with that ID is replaced
+// (its dropped keys released, its new keys claimed); otherwise t is
+// inserted under t.ID, with the same claims as any insert. A key that
+// another record holds gives tokenstore.ErrConflict and changes nothing.
+// Importing a token that is already stored as given writes nothing.
+func (s *Store) ImportToken(ctx context.Context, t *tokenstore.Token) error {
+	if t == nil {
+		return fmt.Errorf("%w: nil token", tokenstore.ErrInvalidToken)
+	}
+	if err := tokenstore.ValidateID(t.ID); err != nil {
+		return err
+	}
+	if err := tokenstore.ValidateForSave(t); err != nil {
+		return err
+	}
+	if _, err := tokenstore.MarshalDocument(t); err != nil {
+		return err
+	}
+	nt := t.Clone()
+	return s.retry(ctx, "ImportToken", func() error {
+		mu := stripe(&s.saveMu, "id:"+nt.ID)
+		mu.Lock()
+		defer mu.Unlock()
+		snaps := bucketSnaps{}
+		st, err := s.readDoc(ctx, nt.ID)
+		switch {
+		case errors.Is(err, tokenstore.ErrNotFound):
+			return s.insertAs(ctx, nt, claimRequest{saving: nt, insert: true, exact: true}, snaps)
+		case err != nil:
+			return err
+		case !st.tombstone() && sameToken(st.tok, nt) && st.meta.Lease == nil:
+			return nil
+		}
+		return s.replace(ctx, st, nt, claimRequest{saving: nt, exact: true}, snaps, false)
+	})
+}

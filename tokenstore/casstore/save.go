@@ -1,0 +1,259 @@
+package casstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/cloudtokens/cloudtokens/tokenstore"
+	"github.com/cloudtokens/cloudtokens/tokenstore/index"
+)
+
+// What happens when a save is interrupted
+//
+// An insert claims every key of the new token (its ID included) before it
+// creates the token's document, the decisive key (the one its own lookup
+// rule uses) first; an update claims the keys it adds, writes the
+// document with a compare-and-swap, then releases the keys it dropped.
+// A save that stops anywhere (a crash, a cancelled context, a lost
+// response) leaves one of these states, and each converges:
+//
+//   - claims without a document, or a document behind its claims: the
+//     next save that needs one of those keys waits Options.ClaimWait, then
+//     fences the claim and takes the key (see claims.go); lookups skip such
+//     entries because they verify every candidate; Repair drops them.
+//   - a document written but keys not released: the entries are dead and
+//     the next claim of those keys drops them at once; Repair too.
+//   - a write whose response was lost: the engine reads the document back
+//     and reports success when it holds what was written (writes.go); a
+//     create whose outcome stays unknown is fenced by the saver itself
+//     before it withdraws its claims, so it cannot land later.
+//   - a cancelled context: claims are withdrawn and keys released on a
+//     clean-up context with its own timeout (Options.CleanupTimeout).
+//
+// A token document is only ever created after all its keys are claimed,
+// so a document that exists is listed and findable, and no two documents
+// can hold one key.
+
+// SaveToken implements tokenstore.Store.
+func (s *Store) SaveToken(ctx context.Context, t *tokenstore.Token) error {
+	if err := tokenstore.ValidateForSave(t); err != nil {
+		return err
+	}
+	if _, err := tokenstore.MarshalDocument(t); err != nil {
+		return err // too large even before merging
+	}
+	var id string
+	err := s.retry(ctx, "SaveToken", func() error {
+		var err error
+		id, err = s.saveLocked(ctx, t)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	t.ID = id
+	return nil
+}
+
+// saveLocked runs saveOnce holding the stripe lock of the token's ID or
+// lookup key, so saves of one user in one process queue up instead of
+// racing; across processes the compare-and-swap decides.
+func (s *Store) saveLocked(ctx context.Context, t *tokenstore.Token) (string, error) {
+	key := "id:" + t.ID
+	if t.ID == "" {
+		if k, ok := index.QueryKey(t); ok {
+			key = k.Kind + ":" + k.Value
+		}
+	}
+	mu := stripe(&s.saveMu, key)
+	mu.Lock()
+	defer mu.Unlock()
+	return s.saveOnce(ctx, t)
+}
+
+// errStale: a remembered document was not the current one.
+var errStale = errors.New("casstore: remembered document is stale")
+
+// saveOnce decides between update and insert and makes one attempt. A
+// token it remembers is updated from memory first (one write); when that
+// finds the document changed, it decides again from fresh reads.
+func (s *Store) saveOnce(ctx context.Context, t *tokenstore.Token) (string, error) {
+	snaps := bucketSnaps{}
+	var target *storedToken
+	if t.ID != "" {
+		if known := s.recent.get(t.ID); known != nil && !known.tombstone() {
+			err := s.updateToken(ctx, known, t, snaps, true)
+			if err == nil {
+				return t.ID, nil
+			}
+			s.recent.forget(t.ID)
+			if !errors.Is(err, errStale) {
+				return "", err
+			}
+		}
+		st, err := s.readToken(ctx, t.ID)
+		switch {
+		case err == nil:
+			target = st
+		case !errors.Is(err, tokenstore.ErrNotFound):
+			return "", err
+		}
+	}
+	if target == nil {
+		if _, err := tokenstore.QueryRuleOf(t); err == nil {
+			st, err := s.find(ctx, t, snaps)
+			switch {
+			case err == nil:
+				target = st
+			case !errors.Is(err, tokenstore.ErrNotFound):
+				return "", err
+			}
+		}
+	}
+	if target != nil {
+		return target.tok.ID, s.updateToken(ctx, target, t, snaps, false)
+	}
+	return s.insert(ctx, t, snaps)
+}
+
+// updateToken writes t merged into target. With remembered, target comes
+// from memory rather than a read of this attempt: a version mismatch, a
+// missing document or nothing to change (which only a fresh read can
+// confirm) gives errStale.
+func (s *Store) updateToken(ctx context.Context, target *storedToken, t *tokenstore.Token, snaps bucketSnaps, remembered bool) error {
+	merged := tokenstore.ApplyUpdate(target.tok, t)
+	if sameToken(merged, target.tok) && target.meta.Lease == nil {
+		if remembered {
+			return fmt.Errorf("%w: nothing to change in token %q", errStale, target.tok.ID)
+		}
+		return nil // nothing changes
+	}
+	return s.replace(ctx, target, merged, claimRequest{saving: t}, snaps, remembered)
+}
+
+// replace writes next as the next generation of target: it claims the
+// keys next adds, swaps the document and releases the keys it drops.
+func (s *Store) replace(ctx context.Context, target *storedToken, next *tokenstore.Token, req claimRequest, snaps bucketSnaps, remembered bool) error {
+	if _, err := tokenstore.MarshalDocument(next); err != nil {
+		return err
+	}
+	id := next.ID
+	gen := target.meta.Gen + 1
+	var oldKeys []index.Key
+	if !target.tombstone() {
+		oldKeys = index.KeysOf(target.tok)
+	}
+	newKeys := index.KeysOf(next)
+	req.id, req.gen = id, gen
+	if err := s.claim(ctx, req, diffKeys(newKeys, oldKeys), snaps); err != nil {
+		return err
+	}
+	// A failed write keeps what it claimed: the entries are claimed for a
+	// generation that is now taken by another write, so they are dead
+	// unless that write holds the keys too.
+	if _, err := s.writeDoc(ctx, target, next, tokenstore.Meta{}); err != nil {
+		if errors.Is(err, ErrVersionMismatch) || errors.Is(err, tokenstore.ErrNotFound) {
+			if remembered {
+				return fmt.Errorf("%w: %w", errStale, err)
+			}
+			// Changed or deleted since it was read: decide again.
+			return fmt.Errorf("%w: token %q changed during the save: %w", errRetry, id, err)
+		}
+		return err
+	}
+	s.release(ctx, id, diffKeys(oldKeys, newKeys), gen, snaps)
+	return nil
+}
+
+// insert stores t as a new token: it claims all its keys, then creates
+// its document.
+func (s *Store) insert(ctx context.Context, t *tokenstore.Token, snaps bucketSnaps) (string, error) {
+	nt := t.Clone()
+	nt.ID = index.NewTokenID(nt)
+	if err := s.insertAs(ctx, nt, claimRequest{saving: t, insert: true}, snaps); err != nil {
+		return "", err
+	}
+	return nt.ID, nil
+}
+
+// insertAs creates the document of nt (whose ID is set) after claiming
+// its keys. On failure it withdraws its claims; when it cannot tell
+// whether the create happened, it fences its own document first.
+func (s *Store) insertAs(ctx context.Context, nt *tokenstore.Token, req claimRequest, snaps bucketSnaps) error {
+	if _, err := tokenstore.MarshalDocument(nt); err != nil {
+		return err
+	}
+	req.id, req.gen = nt.ID, 1
+	if k, ok := index.QueryKey(req.saving); ok {
+		req.decisive = k
+	}
+	keys := index.KeysOf(nt)
+	var claimed []index.Key
+	for _, batch := range s.insertBatches(req.decisive, keys) {
+		if err := s.claim(ctx, req, batch, snaps); err != nil {
+			s.releaseAll(ctx, nt.ID, claimed, snaps)
+			return err
+		}
+		claimed = append(claimed, batch...)
+	}
+	_, err := s.writeDoc(ctx, nil, nt, tokenstore.Meta{})
+	if err == nil {
+		return nil
+	}
+	if !definite(err) {
+		// Unknown whether the create happened (or may still): settle it
+		// with a tombstone, which only succeeds if it did not.
+		cctx, cancel := s.cleanupContext(ctx)
+		defer cancel()
+		e := index.Entry{Key: keys[0], ID: nt.ID, Gen: 1}
+		if ferr := s.fence(cctx, e, ownerMissing, nil, map[string]*storedToken{}); ferr != nil {
+			st, rerr := s.readDoc(cctx, nt.ID)
+			switch {
+			case rerr == nil && !st.tombstone() && sameToken(st.tok, nt):
+				return nil // it did happen
+			case rerr == nil && st.tombstone():
+				err = fmt.Errorf("%w: %w", ErrExists, err) // fenced by another save
+			default:
+				return err // unknown; the claims stay and are fenced by whoever needs them
+			}
+		}
+	}
+	s.releaseAll(ctx, nt.ID, claimed, snaps)
+	if errors.Is(err, ErrExists) {
+		// Someone fenced this insert (it took too long): start again.
+		return fmt.Errorf("%w: the new token's document was fenced: %w", errRetry, err)
+	}
+	return err
+}
+
+// insertBatches groups the keys of a new token by bucket, the bucket of
+// the decisive key first: concurrent inserts of the same record contend
+// on it, so a loser loses before it has claimed anything else.
+func (s *Store) insertBatches(decisive index.Key, keys []index.Key) [][]index.Key {
+	l := s.currentLayout()
+	ns, by := groupKeys(l, keys)
+	first := -1
+	if decisive.Kind != "" {
+		first = l.route(decisive)
+	}
+	var out [][]index.Key
+	if ks, ok := by[first]; ok {
+		out = append(out, ks)
+	}
+	for _, n := range ns {
+		if n != first {
+			out = append(out, by[n])
+		}
+	}
+	return out
+}
+
+// sameToken reports whether a and b store the same document.
+func sameToken(a, b *tokenstore.Token) bool {
+	return a.ID == b.ID && a.UserName == b.UserName && a.ClientID == b.ClientID &&
+		a.ClientSecret == b.ClientSecret && a.RefreshToken == b.RefreshToken &&
+		a.AccessToken == b.AccessToken && a.GrantToken == b.GrantToken &&
+		a.Expiry.UnixMilli() == b.Expiry.UnixMilli() && a.Expiry.IsZero() == b.Expiry.IsZero() &&
+		a.RedirectURL == b.RedirectURL && a.APIDomain == b.APIDomain
+}
