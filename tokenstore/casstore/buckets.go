@@ -112,6 +112,12 @@ func (s *Store) forgetBucket(n int) {
 	delete(s.buckets, n)
 }
 
+// errIndexAbsent: the index has no bucket 0 yet, and the write that would
+// create it must first find out whether the index was lost.
+var errIndexAbsent = errors.New("casstore: the index does not exist")
+
+type indexCheckedKey struct{}
+
 // errNoBucket: a bucket that the layout says exists could not be read.
 var errNoBucket = errors.New("casstore: index bucket missing")
 
@@ -195,6 +201,20 @@ func (s *Store) modifyBucket(ctx context.Context, n int, snaps bucketSnaps, fn f
 	mu.Lock()
 	written, err := s.modifyLocked(ctx, n, snaps, fn)
 	mu.Unlock()
+	if errors.Is(err, errIndexAbsent) {
+		// The first bucket of a new index, or of one that was lost: find
+		// out which before creating it.
+		repaired, rerr := s.rebuildLostIndex(ctx)
+		if rerr != nil {
+			return nil, rerr
+		}
+		if repaired {
+			return nil, fmt.Errorf("%w: the lost index was rebuilt", errRetry)
+		}
+		mu.Lock()
+		written, err = s.modifyLocked(context.WithValue(ctx, indexCheckedKey{}, true), n, snaps, fn)
+		mu.Unlock()
+	}
 	if err == nil && written != nil && ctx.Err() == nil {
 		s.presplit(ctx)
 	}
@@ -245,16 +265,8 @@ func (s *Store) modifyLocked(ctx context.Context, n int, snaps bucketSnaps, fn f
 		if !changed {
 			return nil, nil
 		}
-		if version == "" && n == 0 && !b.Fixed {
-			// The first bucket of a new index, or of one that was lost.
-			if repaired, err := s.rebuildLostIndex(ctx); err != nil || repaired {
-				s.forgetBucket(n)
-				delete(snaps, n)
-				if err == nil {
-					err = fmt.Errorf("%w: the lost index was rebuilt", errRetry)
-				}
-				return nil, err
-			}
+		if version == "" && n == 0 && !b.Fixed && ctx.Value(indexCheckedKey{}) == nil && ctx.Value(repairingKey{}) == nil {
+			return nil, errIndexAbsent
 		}
 		newVersion, err := s.writeBucket(ctx, n, b, version)
 		if err == nil {

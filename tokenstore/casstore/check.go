@@ -125,6 +125,11 @@ func (s *Store) takeSurvey(ctx context.Context) (*survey, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The survey reads the backend as it is now: a bucket that was lost
+	// and created again has a lower generation than the one remembered.
+	s.bucketsMu.Lock()
+	clear(s.buckets)
+	s.bucketsMu.Unlock()
 	sv := &survey{docs: map[string]*storedToken{}}
 	var ids []string
 	indexDocs := map[int]bool{}

@@ -17,6 +17,7 @@ func RunShared(t *testing.T, newPair func(t *testing.T) (a, b tokenstore.Store))
 	t.Helper()
 	for _, c := range SharedCases() {
 		t.Run(c.Name, func(t *testing.T) {
+			defer failOnPanic(t)
 			a, b := newPair(t)
 			c.Run(t, a, b)
 		})
@@ -36,7 +37,7 @@ func SharedCases() []SharedCase {
 			x := save(t, a, userTok("shared-1", clientA, secretA, "acc", "ref-1"))
 			mustFind(t, b, &tokenstore.Token{UserName: "shared-1"}, x.ID)
 			mustFind(t, b, &tokenstore.Token{ClientID: clientA, ClientSecret: secretA, RefreshToken: "ref-1"}, x.ID)
-			if got, err := b.FindTokenByID(ctxT(t), x.ID); err != nil || got.UserName != "shared-1" {
+			if got, err := findByID(t, b, x.ID); err != nil || got.UserName != "shared-1" {
 				t.Fatalf("FindTokenByID through the other instance: %v, %v", got, err)
 			}
 		}},

@@ -36,8 +36,19 @@ func Run(t *testing.T, newStore func(t *testing.T) tokenstore.Store) {
 	t.Helper()
 	for _, c := range Cases() {
 		t.Run(c.Name, func(t *testing.T) {
+			defer failOnPanic(t)
 			c.Run(t, newStore(t))
 		})
+	}
+}
+
+// failOnPanic turns a panic in a case (a store that returned a nil token
+// with a nil error, say) into that case's failure, so that one bad case
+// does not kill the whole test binary.
+func failOnPanic(t *testing.T) {
+	t.Helper()
+	if r := recover(); r != nil {
+		t.Fatalf("panic: %v", r)
 	}
 }
 
@@ -68,7 +79,21 @@ func save(t *testing.T, s tokenstore.Store, tok *tokenstore.Token) *tokenstore.T
 
 func find(t *testing.T, s tokenstore.Store, q *tokenstore.Token) (*tokenstore.Token, error) {
 	t.Helper()
-	return s.FindToken(ctxT(t), q)
+	got, err := s.FindToken(ctxT(t), q)
+	if got == nil && err == nil {
+		t.Fatalf("FindToken(%v) returned neither a token nor an error", q)
+	}
+	return got, err
+}
+
+// findByID is FindTokenByID with the same guard.
+func findByID(t *testing.T, s tokenstore.Store, id string) (*tokenstore.Token, error) {
+	t.Helper()
+	got, err := s.FindTokenByID(ctxT(t), id)
+	if got == nil && err == nil {
+		t.Fatalf("FindTokenByID(%q) returned neither a token nor an error", id)
+	}
+	return got, err
 }
 
 func mustFind(t *testing.T, s tokenstore.Store, q *tokenstore.Token, wantID string) *tokenstore.Token {
@@ -274,7 +299,7 @@ func Cases() []Case {
 			if !validIDChars(a.ID) || len(a.ID) > tokenstore.MaxIDLength {
 				t.Fatalf("ID %q is not [A-Za-z0-9_-]{1,64}", a.ID)
 			}
-			got, err := s.FindTokenByID(ctxT(t), a.ID)
+			got, err := findByID(t, s, a.ID)
 			if err != nil || got.UserName != "pat" {
 				t.Fatalf("FindTokenByID(%q) = %v, %v", a.ID, got, err)
 			}
@@ -298,7 +323,7 @@ func Cases() []Case {
 			if err := s.SaveToken(ctxT(t), &tokenstore.Token{ID: a.ID, AccessToken: "acc-2", Expiry: exp}); err != nil {
 				t.Fatal(err)
 			}
-			got, err := s.FindTokenByID(ctxT(t), a.ID)
+			got, err := findByID(t, s, a.ID)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -351,7 +376,7 @@ func Cases() []Case {
 			}
 			c := &tokenstore.Token{ID: "no-such-id-456", UserName: "tess", AccessToken: "acc-3"}
 			save(t, s, c)
-			if _, err := s.FindTokenByID(ctxT(t), c.ID); err != nil {
+			if _, err := findByID(t, s, c.ID); err != nil {
 				t.Fatalf("inserted record %q not found: %v", c.ID, err)
 			}
 		}},
@@ -394,19 +419,22 @@ func Cases() []Case {
 		{"Save/ExpiryRoundTripsToTheMillisecond", func(t *testing.T, s tokenstore.Store) {
 			exp := time.Date(2031, 5, 6, 7, 8, 9, 123_000_000, time.UTC)
 			a := save(t, s, &tokenstore.Token{UserName: "zed", AccessToken: "acc", Expiry: exp})
-			got, err := s.FindTokenByID(ctxT(t), a.ID)
-			if err != nil || !got.Expiry.Equal(exp) {
-				t.Fatalf("expiry %v (%v), want %v", got.Expiry, err, exp)
+			got, err := findByID(t, s, a.ID)
+			if err != nil {
+				t.Fatalf("FindTokenByID: %v", err)
+			}
+			if !got.Expiry.Equal(exp) {
+				t.Fatalf("expiry %v, want %v", got.Expiry, exp)
 			}
 		}},
 		// --- by ID, delete, list ---
 		{"FindByID/NotFound", func(t *testing.T, s tokenstore.Store) {
-			_, err := s.FindTokenByID(ctxT(t), "doesnotexist0000000000")
+			_, err := findByID(t, s, "doesnotexist0000000000")
 			wantErr(t, "FindTokenByID of a missing id", err, tokenstore.ErrNotFound)
 		}},
 		{"FindByID/MalformedID", func(t *testing.T, s tokenstore.Store) {
 			for _, id := range []string{"", "a/b", "../x", "with space"} {
-				_, err := s.FindTokenByID(ctxT(t), id)
+				_, err := findByID(t, s, id)
 				wantErr(t, fmt.Sprintf("FindTokenByID(%q)", id), err, tokenstore.ErrInvalidToken)
 			}
 		}},
@@ -419,7 +447,7 @@ func Cases() []Case {
 			if err := s.DeleteToken(ctxT(t), a.ID); err != nil {
 				t.Fatal(err)
 			}
-			_, err := s.FindTokenByID(ctxT(t), a.ID)
+			_, err := findByID(t, s, a.ID)
 			wantErr(t, "deleted token by ID", err, tokenstore.ErrNotFound)
 			_, err = find(t, s, &tokenstore.Token{UserName: "amy"})
 			wantErr(t, "deleted token by user", err, tokenstore.ErrNotFound)
@@ -537,6 +565,20 @@ func Cases() []Case {
 			}
 		}},
 		// --- values ---
+		{"Values/InvalidUTF8IsRejectedAndStoresNothing", func(t *testing.T, s tokenstore.Store) {
+			for _, tok := range []*tokenstore.Token{
+				{UserName: "bad\xff\xfe", AccessToken: "acc"},
+				{UserName: "fine", ClientID: clientA, ClientSecret: secretA, RefreshToken: "ref\xc3"},
+				{UserName: "fine", AccessToken: "acc", APIDomain: "https://\xffexample.com"},
+			} {
+				wantErr(t, "SaveToken with invalid UTF-8", s.SaveToken(ctxT(t), tok), tokenstore.ErrInvalidToken)
+			}
+			_, err := s.FindToken(ctxT(t), &tokenstore.Token{UserName: "bad\xff\xfe"})
+			wantErr(t, "FindToken with invalid UTF-8", err, tokenstore.ErrInvalidToken)
+			if n := count(t, s); n != 0 {
+				t.Fatalf("%d tokens stored, want 0", n)
+			}
+		}},
 		{"Values/UnicodeUserName", func(t *testing.T, s tokenstore.Store) {
 			for _, u := range []string{"Zoë Ångström", "東京太郎", "🚀 rocket", "名前@例え.jp"} {
 				a := save(t, s, userTok(u, clientA, secretA, "acc-"+u, "ref-"+u))
@@ -549,7 +591,7 @@ func Cases() []Case {
 		{"Values/NearSixtyKilobytes", func(t *testing.T, s tokenstore.Store) {
 			big := strings.Repeat("A", 60_000)
 			a := save(t, s, &tokenstore.Token{UserName: "big", AccessToken: big})
-			got, err := s.FindTokenByID(ctxT(t), a.ID)
+			got, err := findByID(t, s, a.ID)
 			if err != nil || got.AccessToken != big {
 				t.Fatalf("60 KB access token did not round-trip (%v)", err)
 			}

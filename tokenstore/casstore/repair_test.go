@@ -1,0 +1,187 @@
+package casstore_test
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cloudtokens/cloudtokens/tokenstore"
+	"github.com/cloudtokens/cloudtokens/tokenstore/casstore"
+)
+
+func saveUsers(t *testing.T, s *casstore.Store, n int) []*tokenstore.Token {
+	t.Helper()
+	var out []*tokenstore.Token
+	for i := range n {
+		tok := zohoToken(i)
+		if err := s.SaveToken(t.Context(), tok); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, tok)
+	}
+	return out
+}
+
+func deleteIndex(t *testing.T, b *casstore.MemoryBackend) {
+	t.Helper()
+	names, _ := b.List(t.Context())
+	for _, n := range names {
+		if strings.HasPrefix(n, "index-") {
+			if err := b.Delete(t.Context(), n); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+func mustCheck(t *testing.T, s *casstore.Store) *casstore.Report {
+	t.Helper()
+	rep, err := s.Check(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+// A lost index (deleted out of band) is rebuilt from the documents before
+// the store lists or inserts anything: every token is listed and found,
+// and saving an existing user does not create a second record.
+func TestLostIndexIsRebuilt(t *testing.T) {
+	for _, buckets := range []int{1, 4} {
+		t.Run(fmt.Sprint("buckets=", buckets), func(t *testing.T) {
+			ctx := t.Context()
+			b := casstore.NewMemoryBackend()
+			toks := saveUsers(t, casstore.New(b, casstore.Options{IndexShards: buckets}), 12)
+			deleteIndex(t, b)
+			s := casstore.New(b, casstore.Options{})
+			if err := s.SaveToken(ctx, &tokenstore.Token{UserName: toks[3].UserName, AccessToken: "after-loss"}); err != nil {
+				t.Fatal(err)
+			}
+			all, err := s.Tokens(ctx)
+			if err != nil || len(all) != len(toks) {
+				t.Fatalf("Tokens after the loss: %d tokens (%v), want %d", len(all), err, len(toks))
+			}
+			for _, tok := range toks {
+				got, err := s.FindToken(ctx, &tokenstore.Token{UserName: tok.UserName})
+				if err != nil || got.ID != tok.ID {
+					t.Fatalf("FindToken(%s) after the rebuild: %v %v", tok.UserName, got, err)
+				}
+			}
+			if rep := mustCheck(t, s); !rep.OK() {
+				t.Fatalf("after the rebuild: %s", rep)
+			}
+		})
+	}
+}
+
+// Repair recreates a lost bucket, re-indexes an unindexed document, drops
+// dead entries, resolves a duplicate by keeping the record saved last,
+// removes old tombstones and leaves corrupt documents alone; a second run
+// changes nothing.
+func TestRepair(t *testing.T) {
+	ctx := t.Context()
+	b := casstore.NewMemoryBackend()
+	now := time.Now()
+	clock := func() time.Time { return now }
+	s := casstore.New(b, casstore.Options{IndexShards: 4, Clock: clock, TombstoneTTL: time.Hour})
+	toks := saveUsers(t, s, 20)
+
+	// A lost bucket.
+	if err := b.Delete(ctx, casstore.IndexName(2)); err != nil {
+		t.Fatal(err)
+	}
+	// An unindexed document with the key of nobody else (an orphan an
+	// earlier version left).
+	orphan := &tokenstore.Token{ID: "orphan1", UserName: "orphan@example.com", AccessToken: "acc-o"}
+	doc, _ := tokenstore.MarshalStored(orphan, tokenstore.Meta{Gen: 1, SavedAt: now.UnixMilli()})
+	b.Put(casstore.TokenName(orphan.ID), doc)
+	// A second record of user 5, saved after the indexed one: it wins.
+	dup := toks[5].Clone()
+	dup.ID, dup.AccessToken = "dup5", "acc-newer"
+	doc, _ = tokenstore.MarshalStored(dup, tokenstore.Meta{Gen: 1, SavedAt: now.Add(time.Minute).UnixMilli()})
+	b.Put(casstore.TokenName(dup.ID), doc)
+	// An old tombstone nobody points at, and a corrupt document.
+	doc, _ = tokenstore.MarshalStored(&tokenstore.Token{ID: "tomb1"}, tokenstore.Meta{Gen: 3, Deleted: now.Add(-2 * time.Hour).UnixMilli()})
+	b.Put(casstore.TokenName("tomb1"), doc)
+	b.Put(casstore.TokenName("corrupt1"), []byte("{not json"))
+
+	rep := mustCheck(t, s)
+	if rep.OK() || len(rep.MissingBuckets) != 1 || len(rep.Unindexed) < 2 || len(rep.Duplicates) == 0 || len(rep.Corrupt) != 1 {
+		t.Fatalf("Check before Repair: %s", rep)
+	}
+	repaired, err := s.Repair(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("Repair: %s", repaired)
+	if repaired.BucketsRebuilt != 1 || repaired.DuplicatesRemoved != 1 || repaired.TombstonesRemoved != 1 || repaired.EntriesAdded == 0 ||
+		len(repaired.Corrupt) != 1 || repaired.Tokens != 21 {
+		t.Fatalf("Repair report: %s", repaired)
+	}
+	after := mustCheck(t, s)
+	corrupt := after.Corrupt
+	after.Corrupt = nil
+	if len(corrupt) != 1 || !after.OK() {
+		t.Fatalf("Check after Repair (only the corrupt document may remain): %s", after)
+	}
+	got, err := s.FindToken(ctx, &tokenstore.Token{UserName: toks[5].UserName})
+	if err != nil || got.ID != "dup5" || got.AccessToken != "acc-newer" {
+		t.Fatalf("the record saved last must be kept: %v %v", got, err)
+	}
+	if _, err := s.FindToken(ctx, &tokenstore.Token{UserName: orphan.UserName}); err != nil {
+		t.Fatalf("the orphan is findable after Repair: %v", err)
+	}
+	again, err := s.Repair(ctx)
+	if err != nil || again.Changed() {
+		t.Fatalf("a second Repair changed %s (%v)", again, err)
+	}
+}
+
+// A document edited out of band under another ID is reported as
+// malformed, not retried into a conflict; another user's JSON pasted
+// under the same ID blocks nobody.
+func TestOutOfBandEdits(t *testing.T) {
+	ctx := t.Context()
+	b := casstore.NewMemoryBackend()
+	opts := crashOptions(1)
+	s := casstore.New(b, opts)
+	toks := saveUsers(t, s, 2)
+	// token-0 now holds user 1's JSON, ID included.
+	obj, _ := b.Read(ctx, casstore.TokenName(toks[1].ID))
+	b.Put(casstore.TokenName(toks[0].ID), obj.Value)
+	err := s.SaveToken(ctx, &tokenstore.Token{UserName: toks[0].UserName, AccessToken: "x"})
+	if !errors.Is(err, tokenstore.ErrMalformed) {
+		t.Fatalf("save of a user whose document is corrupt: %v, want ErrMalformed", err)
+	}
+	// token-0 holds another user's data under its own ID.
+	other := toks[1].Clone()
+	other.ID, other.UserName = toks[0].ID, "someone-else@example.com"
+	doc, _ := tokenstore.MarshalStored(other, tokenstore.Meta{Gen: 1})
+	b.Put(casstore.TokenName(toks[0].ID), doc)
+	s2 := casstore.New(b, opts)
+	if err := s2.SaveToken(ctx, &tokenstore.Token{UserName: toks[0].UserName, AccessToken: "back"}); err != nil {
+		t.Fatalf("save of the user whose document was overwritten: %v", err)
+	}
+}
+
+// DeleteTokens deletes documents the index does not list as well, so no
+// secret with live token values stays behind.
+func TestDeleteTokensRemovesUnlistedDocuments(t *testing.T) {
+	ctx := t.Context()
+	b := casstore.NewMemoryBackend()
+	s := casstore.New(b, casstore.Options{})
+	saveUsers(t, s, 3)
+	doc, _ := tokenstore.MarshalStored(&tokenstore.Token{ID: "unlisted", UserName: "ghost", AccessToken: "live"}, tokenstore.Meta{Gen: 1})
+	b.Put(casstore.TokenName("unlisted"), doc)
+	if err := s.DeleteTokens(ctx); err != nil {
+		t.Fatal(err)
+	}
+	names, _ := b.List(ctx)
+	for _, n := range names {
+		if strings.HasPrefix(n, "token-") {
+			t.Fatalf("%s left after DeleteTokens", n)
+		}
+	}
+}
