@@ -30,9 +30,11 @@ type cachedBucket struct {
 // uses it; a nil bucketSnaps keeps nothing.
 type bucketSnaps map[int]*cachedBucket
 
+// keep holds b, which nobody may change any more (buckets are copied
+// before they are modified).
 func (sn bucketSnaps) keep(n int, b *index.Bucket, version string) {
 	if sn != nil {
-		sn[n] = &cachedBucket{b: b.Clone(), version: version}
+		sn[n] = &cachedBucket{b: b, version: version}
 	}
 }
 
@@ -88,7 +90,7 @@ func (s *Store) cachedBucket(n int) *cachedBucket {
 }
 
 // keepBucket remembers bucket n as read or written, unless the Store
-// already knows a later generation of it.
+// already knows a later generation of it. b must not change any more.
 func (s *Store) keepBucket(n int, b *index.Bucket, version string) {
 	s.bucketsMu.Lock()
 	defer s.bucketsMu.Unlock()
@@ -103,7 +105,7 @@ func (s *Store) keepBucket(n int, b *index.Bucket, version string) {
 			}
 		}
 	}
-	s.buckets[n] = &cachedBucket{b: b.Clone(), version: version}
+	s.buckets[n] = &cachedBucket{b: b, version: version}
 }
 
 func (s *Store) forgetBucket(n int) {
@@ -155,7 +157,7 @@ func (s *Store) admitBucket(n int, value []byte, version string, snaps bucketSna
 		return nil, "", err
 	}
 	if c := s.cachedBucket(n); c != nil && c.b.Gen > b.Gen {
-		b, version = c.b.Clone(), c.version // a stale replica
+		b, version = c.b.Clone(), c.version // a stale replica: a copy the caller may change
 	}
 	s.learn(b)
 	s.keepBucket(n, b, version)
@@ -172,7 +174,7 @@ func (s *Store) bucketFor(ctx context.Context, k index.Key, snaps bucketSnaps, c
 		var b *index.Bucket
 		var version string
 		if c := s.cachedBucket(n); cached && s.opts.CacheIndex && c != nil {
-			b, version = c.b.Clone(), c.version
+			b, version = c.b, c.version
 		} else {
 			var err error
 			if b, version, err = s.readBucket(ctx, n, snaps); err != nil {
@@ -228,16 +230,21 @@ func (s *Store) modifyBucket(ctx context.Context, n int, snaps bucketSnaps, fn f
 
 func (s *Store) modifyLocked(ctx context.Context, n int, snaps bucketSnaps, fn func(*index.Bucket) (bool, error)) (*index.Bucket, error) {
 	var last error
+	fresh := true // whether the last attempt started from a read
 	for attempt := range s.opts.MaxAttempts {
-		if err := backoff(ctx, attempt); err != nil {
-			return nil, err
+		if fresh {
+			if err := backoff(ctx, attempt); err != nil {
+				return nil, err
+			}
 		}
 		var b *index.Bucket
 		var version string
 		fromMemory := false
 		if attempt == 0 {
+			// The newest copy this process has: the operation's own, or
+			// the one this process last read or wrote.
 			c := snaps[n]
-			if cc := s.cachedBucket(n); s.opts.CacheIndex && cc != nil && (c == nil || cc.b.Gen > c.b.Gen) {
+			if cc := s.cachedBucket(n); cc != nil && (c != nil && cc.b.Gen > c.b.Gen || c == nil && s.guessFromMemory()) {
 				c = cc
 			}
 			if c != nil {
@@ -249,7 +256,9 @@ func (s *Store) modifyLocked(ctx context.Context, n int, snaps bucketSnaps, fn f
 			if b, version, err = s.readBucket(ctx, n, snaps); err != nil {
 				return nil, err
 			}
+			b = b.Clone()
 		}
+		fresh = !fromMemory
 		changed, err := fn(b)
 		if err == nil && !changed && fromMemory {
 			// "Nothing to change" in a remembered bucket may only mean
@@ -257,6 +266,8 @@ func (s *Store) modifyLocked(ctx context.Context, n int, snaps bucketSnaps, fn f
 			if b, version, err = s.readBucket(ctx, n, snaps); err != nil {
 				return nil, err
 			}
+			b = b.Clone()
+			fresh = true
 			changed, err = fn(b)
 		}
 		if err != nil {
@@ -297,6 +308,7 @@ func (s *Store) writeBucket(ctx context.Context, n int, b *index.Bucket, version
 	if err != nil {
 		return "", err
 	}
+	b.EncodedSize = len(doc)
 	var v string
 	if version == "" {
 		v, err = s.create(ctx, IndexName(n), doc)
@@ -310,14 +322,27 @@ func (s *Store) writeBucket(ctx context.Context, n int, b *index.Bucket, version
 	return v, nil
 }
 
-// writeHistory returns how long and how many write times a bucket keeps
-// for the backend's quotas (0: none).
+// guessFromMemory reports whether a bucket write may start from the copy
+// this process last knew rather than from a read: always with CacheIndex;
+// otherwise only where a failed guess costs nothing but a retry (on AWS a
+// failed compare-and-swap still creates a version, which counts against
+// the secret's daily quota).
+func (s *Store) guessFromMemory() bool {
+	return s.opts.CacheIndex || s.quotas.VersionsPerDay == 0
+}
+
+// recentWrites is how many write times a bucket keeps to measure its
+// write rate.
+const recentWrites = 32
+
+// writeHistory returns how long a bucket keeps its write times for the
+// backend's quotas, and how many (0: none).
 func (s *Store) writeHistory() (time.Duration, int) {
 	switch {
 	case s.quotas.VersionsPerDay > 0:
-		return 24 * time.Hour, s.quotas.VersionsPerDay
+		return 24 * time.Hour, recentWrites
 	case s.quotas.WritesPerSecond > 0:
-		return time.Minute, 64
+		return time.Minute, recentWrites
 	}
 	return 0, 0
 }
@@ -384,31 +409,48 @@ func (s *Store) allBuckets(ctx context.Context, snaps bucketSnaps) ([]*index.Buc
 }
 
 // splitWanted reports whether bucket b, just written, should make the
-// index grow: it is over index.SplitSize, or the write rate it has seen,
-// scaled to the whole index, would take the busiest buckets past half of
-// the backend's quota.
+// index grow: it is over index.SplitSize, or its recent write rate,
+// scaled to the whole index, would take the busiest buckets (those not
+// yet split in the current round, with twice the share of the others) past
+// half of the backend's quota: half the versions a secret may get in a
+// day (AWS), half the writes a second (GCP). The rate is
+// measured over the bucket's last writes, so the index grows as fast as
+// the load does, and stops when it is spread thin enough.
 func (s *Store) splitWanted(b *index.Bucket) bool {
 	if b.Fixed || b.Depth >= index.MaxDepth {
 		return false
 	}
-	if b.Size() > index.SplitSize {
+	size := b.EncodedSize
+	if size == 0 {
+		size = b.Size()
+	}
+	if size > index.SplitSize {
 		return true
 	}
-	m := s.currentLayout().m
-	busiest := float64(int(1) << (bits.Len(uint(m)) - 1)) // the share of an unsplit bucket is 1/2^L
-	scale := float64(int(1)<<b.Depth) / busiest
-	now := s.now()
-	if q := s.quotas.VersionsPerDay; q > 0 {
-		if c := b.WritesSince(now.Add(-24 * time.Hour)); c >= 8 && float64(c)*scale > float64(q)/2 {
-			return true
-		}
+	rate := writeRate(b.Writes) // writes a second to this bucket
+	if rate == 0 {
+		return false
 	}
-	if q := s.quotas.WritesPerSecond; q > 0 {
-		if c := b.WritesSince(now.Add(-10 * time.Second)); c >= 4 && float64(c)/10*scale > q/2 {
-			return true
-		}
+	m := s.currentLayout().m
+	busiest := float64(int(1) << (bits.Len(uint(m)) - 1)) // an unsplit bucket's share is 1/2^L
+	busiestRate := rate * float64(int(1)<<b.Depth) / busiest
+	if q := s.quotas.VersionsPerDay; q > 0 && busiestRate*86400 > float64(q)*0.5 {
+		return true
+	}
+	if q := s.quotas.WritesPerSecond; q > 0 && busiestRate > q/2 {
+		return true
 	}
 	return false
+}
+
+// writeRate estimates writes a second from write times (epoch seconds,
+// oldest first): 0 with fewer than 8 of them.
+func writeRate(w []int64) float64 {
+	if len(w) < 8 {
+		return 0
+	}
+	span := max(w[len(w)-1]-w[0], 1)
+	return float64(len(w)-1) / float64(span)
 }
 
 // keysOfBucket groups keys by the bucket the layout routes them to, in

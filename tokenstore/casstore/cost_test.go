@@ -99,20 +99,14 @@ func TestCostTable(t *testing.T) {
 			rotated.RefreshToken = "rt-rotated"
 			// Claim the new key (index), swap the token, release the old key
 			// (index, from the version the claim wrote).
-			rotate := map[string]int{"Read": 1, "Update": 3}
-			if cache {
-				rotate = map[string]int{"Update": 3}
-			}
+			rotate := map[string]int{"Update": 3}
 			wantCalls(t, "SaveToken with a new refresh token", calls(t, b, func() error { return s.SaveToken(ctx, rotated) }), rotate)
 
 			wantCalls(t, "Tokens", calls(t, b, func() error { _, err := s.Tokens(ctx); return err }),
 				map[string]int{"Read": 1, "ReadMany": 1})
 			// The tombstone (a compare-and-swap on the token), the release
 			// (index), the tombstone's removal.
-			del := map[string]int{"Read": 2, "Delete": 1, "Update": 2}
-			if cache {
-				del = map[string]int{"Read": 1, "Delete": 1, "Update": 2}
-			}
+			del := map[string]int{"Read": 1, "Delete": 1, "Update": 2}
 			wantCalls(t, "DeleteToken", calls(t, b, func() error { return s.DeleteToken(ctx, nt.ID) }), del)
 			wantCalls(t, "DeleteTokens", calls(t, b, func() error { return s.DeleteTokens(ctx) }),
 				map[string]int{"Read": 1, "List": 1, "Delete": 3, "Update": 1})

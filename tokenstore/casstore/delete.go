@@ -88,7 +88,6 @@ func (s *Store) deleteCorrupt(ctx context.Context, id string) error {
 // dropTombstone deletes the document of a deleted token, on a clean-up
 // context; a failure is logged (Repair removes leftover tombstones).
 func (s *Store) dropTombstone(ctx context.Context, id string) {
-	s.recent.forget(id)
 	cctx, cancel := s.cleanupContext(ctx)
 	defer cancel()
 	if err := s.remove(cctx, TokenName(id)); err != nil && !errors.Is(err, tokenstore.ErrNotFound) {

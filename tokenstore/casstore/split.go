@@ -77,6 +77,8 @@ func (s *Store) splitOnce(ctx context.Context, p, c, m int) error {
 	child := &index.Bucket{Format: index.FormatVersion, Number: c, Buckets: c + 1, From: parent.Gen}
 	child.Entries = next.Split(index.EntryHash)
 	child.Depth = next.Depth
+	// Each half had about half of the writes: deal the history between
+	// them, so that both measure the rate of their own share at once.
 	next.Writes, child.Writes = halve(parent.Writes)
 
 	obj, err := s.b.Read(ctx, IndexName(c))
@@ -109,15 +111,18 @@ func (s *Store) splitOnce(ctx context.Context, p, c, m int) error {
 	}
 	s.grow(c + 1)
 	s.opts.Logger.DebugContext(ctx, "cloudtokens: index grew", "buckets", c+1, "split", p)
-	if p != 0 && (bits.OnesCount(uint(c+1)) == 1 || (c+1)%16 == 0) {
+	if p != 0 && bits.OnesCount(uint(c+1)) == 1 {
 		s.hintBuckets(ctx, c+1)
 	}
 	return nil
 }
 
 // hintBuckets writes the bucket count into bucket 0, where a process that
-// knows nothing of the layout starts, so that its first lookup needs at
-// most one more read. Best effort.
+// knows nothing of the layout starts, when the count reaches a power of
+// two (a round of splits begins): then a process's first lookup needs at
+// most one or two more reads, and bucket 0 gets one extra write per round,
+// not one per split (every write counts against AWS's daily version
+// quota). Best effort.
 func (s *Store) hintBuckets(ctx context.Context, m int) {
 	mu := &s.bucketMu[0]
 	mu.Lock()

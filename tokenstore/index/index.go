@@ -69,10 +69,10 @@
 //
 // A token with a 20-byte user name, a 35-byte client ID, a grant and a
 // refresh token takes about 230 bytes when all its keys share a bucket and
-// about 400 in all when they are spread. A store splits a bucket when it
-// passes SplitSize (75% of tokenstore.MaxDocumentSize) or its write-rate
-// threshold, so no option is needed; Encode fails with ErrBucketFull
-// rather than write a document over the limit.
+// about 400 in all when they are spread: one 64 KiB document could hold
+// about 300 such tokens. A store splits a bucket when it passes SplitSize
+// (16 KiB) or its write-rate threshold, so no option is needed; Encode
+// fails with ErrBucketFull rather than write a document over the limit.
 package index
 
 import (
@@ -105,8 +105,11 @@ const (
 // MaxDepth bounds how often a bucket can split: 2^24 buckets at most.
 const MaxDepth = 24
 
-// SplitSize is the encoded size above which a store splits a bucket.
-const SplitSize = tokenstore.MaxDocumentSize * 3 / 4
+// SplitSize is the encoded size above which a store splits a bucket:
+// 16 KiB, a quarter of the hard limit. Small buckets are quick to encode
+// and decode on every write and cold lookup; the price is more bucket
+// documents (about one per 50 to 75 tokens).
+const SplitSize = 16 << 10
 
 var (
 	// ErrBucketFull: a bucket would exceed tokenstore.MaxDocumentSize. It
@@ -348,6 +351,9 @@ type Bucket struct {
 	Writes []int64
 	// Entries are the bucket's entries.
 	Entries []Entry
+	// EncodedSize is the size of the document this bucket was last
+	// decoded from or encoded to (0: unknown); not part of the document.
+	EncodedSize int
 }
 
 // NewBucket returns an empty bucket number n of a linear layout of m
@@ -534,6 +540,7 @@ func Decode(data []byte, n int) (*Bucket, error) {
 	if err := b.UnmarshalJSON(data); err != nil { // not json.Unmarshal: that would scan the document twice
 		return nil, fmt.Errorf("%w: index bucket %d is not valid JSON", tokenstore.ErrMalformed, n)
 	}
+	b.EncodedSize = len(data)
 	switch {
 	case b.Format < 1:
 		return nil, fmt.Errorf("%w: index bucket %d has no format", tokenstore.ErrMalformed, n)

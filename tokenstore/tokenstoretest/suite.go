@@ -42,6 +42,16 @@ func Run(t *testing.T, newStore func(t *testing.T) tokenstore.Store) {
 	}
 }
 
+// importer returns s as a tokenstore.Importer, or skips the case.
+func importer(t *testing.T, s tokenstore.Store) tokenstore.Importer {
+	t.Helper()
+	imp, ok := s.(tokenstore.Importer)
+	if !ok {
+		t.Skip("the store does not implement tokenstore.Importer")
+	}
+	return imp
+}
+
 // failOnPanic turns a panic in a case (a store that returned a nil token
 // with a nil error, say) into that case's failure, so that one bad case
 // does not kill the whole test binary.
@@ -602,6 +612,58 @@ func Cases() []Case {
 			wantErr(t, "document over the limit", err, tokenstore.ErrInvalidToken)
 			if n := count(t, s); n != 0 {
 				t.Fatalf("%d tokens stored, want 0", n)
+			}
+		}},
+		// --- ImportToken (stores that implement tokenstore.Importer) ---
+		{"Import/KeepsIDAndValues", func(t *testing.T, s tokenstore.Store) {
+			imp := importer(t, s)
+			in := &tokenstore.Token{ID: "imported-0001", UserName: "ivy", ClientID: clientA, ClientSecret: secretA,
+				RefreshToken: "ref-ivy", AccessToken: "acc-ivy", GrantToken: "grant-ivy",
+				Expiry: time.Date(2030, 1, 2, 3, 4, 5, 6_000_000, time.UTC), RedirectURL: "https://app/cb", APIDomain: "https://api"}
+			if err := imp.ImportToken(ctxT(t), in.Clone()); err != nil {
+				t.Fatal(err)
+			}
+			got, err := findByID(t, s, in.ID)
+			if err != nil || got.String() != in.String() || got.RefreshToken != in.RefreshToken || got.AccessToken != in.AccessToken || got.GrantToken != in.GrantToken || got.ClientSecret != in.ClientSecret {
+				t.Fatalf("imported token read back as %v (%v), want %v", got, err, in)
+			}
+			mustFind(t, s, &tokenstore.Token{UserName: "ivy"}, in.ID)
+			mustFind(t, s, &tokenstore.Token{ClientID: clientA, ClientSecret: secretA, RefreshToken: "ref-ivy"}, in.ID)
+			if err := imp.ImportToken(ctxT(t), in.Clone()); err != nil || count(t, s) != 1 {
+				t.Fatalf("importing the same token again: %v, %d tokens", err, count(t, s))
+			}
+		}},
+		{"Import/ReplacesExactly", func(t *testing.T, s tokenstore.Store) {
+			imp := importer(t, s)
+			a := save(t, s, userTok("jon", clientA, secretA, "acc-1", "ref-1"))
+			repl := &tokenstore.Token{ID: a.ID, UserName: "jon", ClientID: clientA, AccessToken: "acc-2"}
+			if err := imp.ImportToken(ctxT(t), repl); err != nil {
+				t.Fatal(err)
+			}
+			got, err := findByID(t, s, a.ID)
+			if err != nil || got.RefreshToken != "" || got.ClientSecret != "" || got.AccessToken != "acc-2" {
+				t.Fatalf("import over a record must replace every field: %v (%v)", got, err)
+			}
+			_, err = find(t, s, &tokenstore.Token{ClientID: clientA, ClientSecret: secretA, RefreshToken: "ref-1"})
+			wantErr(t, "the replaced refresh token", err, tokenstore.ErrNotFound)
+		}},
+		{"Import/ConflictChangesNothing", func(t *testing.T, s tokenstore.Store) {
+			imp := importer(t, s)
+			a := save(t, s, userTok("kim", clientA, secretA, "acc-1", "ref-1"))
+			err := imp.ImportToken(ctxT(t), &tokenstore.Token{ID: "other-id", UserName: "kim", ClientID: clientA, AccessToken: "acc-x"})
+			wantErr(t, "import of another record with the same user", err, tokenstore.ErrConflict)
+			if n := count(t, s); n != 1 {
+				t.Fatalf("%d tokens after the rejected import", n)
+			}
+			mustFind(t, s, &tokenstore.Token{UserName: "kim"}, a.ID)
+			_, err = findByID(t, s, "other-id")
+			wantErr(t, "the rejected import", err, tokenstore.ErrNotFound)
+		}},
+		{"Import/NeedsAValidID", func(t *testing.T, s tokenstore.Store) {
+			imp := importer(t, s)
+			for _, id := range []string{"", "a/b"} {
+				err := imp.ImportToken(ctxT(t), &tokenstore.Token{ID: id, UserName: "lou", AccessToken: "acc"})
+				wantErr(t, fmt.Sprintf("import with id %q", id), err, tokenstore.ErrInvalidID)
 			}
 		}},
 		{"Values/SecretsNeverPrinted", func(t *testing.T, s tokenstore.Store) {
