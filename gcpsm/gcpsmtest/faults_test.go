@@ -8,7 +8,6 @@ import (
 
 	secretmanager "cloud.google.com/go/secretmanager/apiv1"
 	"cloud.google.com/go/secretmanager/apiv1/secretmanagerpb"
-	"github.com/googleapis/gax-go/v2"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -25,13 +24,13 @@ func TestFaultInterceptor(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.Close() })
-	// No retries: every attempt is visible.
-	noRetry := gax.WithRetry(func() gax.Retryer { return nil })
+	// AddSecretVersion has no retry in the client's defaults: every
+	// attempt is visible.
 	ctx := t.Context()
 	sec := createSecret(t, c, "faults", nil) // CreateSecret is not in methods: untouched
 	add := func(ctx context.Context) error {
 		_, err := c.AddSecretVersion(ctx, &secretmanagerpb.AddSecretVersionRequest{
-			Parent: sec.GetName(), Payload: &secretmanagerpb.SecretPayload{Data: []byte("x")}}, noRetry)
+			Parent: sec.GetName(), Payload: &secretmanagerpb.SecretPayload{Data: []byte("x")}})
 		return err
 	}
 	for _, tc := range []struct {
