@@ -68,8 +68,9 @@ func (l *logSink) logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-// secretsInLog matches the user names and token values of the tests.
-var secretsInLog = regexp.MustCompile(`user-\d+|\b(?:at|rt)-(?:s\d|u\d|\d)|seed-(?:rt-)?r\d|after-(?:r\d|faults)`)
+// secretsInLog matches the user names and token values of the tests,
+// and the whole word around them.
+var secretsInLog = regexp.MustCompile(`[^\s"=]*(?:user-\d+|\b(?:at|rt)-(?:s\d|u\d|\d)|seed-(?:rt-)?r\d|after-(?:r\d|faults))[^\s"]*`)
 
 // check records a violation for every log line that carries a user
 // name or a token value, and returns the number of lines.
@@ -84,7 +85,11 @@ func (l *logSink) check(f *findings, stage string) int {
 		}
 		n++
 		if m := secretsInLog.FindString(line); m != "" {
-			f.add(vLogLeak, "%s: a log record carries %q: %s", stage, m, secretsInLog.ReplaceAllString(line, "…"))
+			what := "a token value"
+			if strings.Contains(m, "user-") {
+				what = "a user name"
+			}
+			f.add(vLogLeak, "%s: a log record carries %s: %s", stage, what, secretsInLog.ReplaceAllString(line, "…"))
 		}
 	}
 	return n
