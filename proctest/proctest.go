@@ -37,6 +37,7 @@ package proctest
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"os"
 	"os/exec"
@@ -209,6 +210,20 @@ func WaitAll(ps []*Process) []error {
 		errs[i] = p.Wait()
 	}
 	return errs
+}
+
+// UniqueName returns prefix followed by 12 random characters of [a-z0-9]:
+// a name for the data that one run shares between its processes (a
+// secret prefix, a directory), valid as it is in an AWS secret name, a GCP
+// secret ID and a Vault path.
+func UniqueName(prefix string) string {
+	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+	var b [12]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return prefix + string(b[:])
 }
 
 // RunPattern returns the -test.run pattern that selects exactly the test

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -175,6 +176,13 @@ func TestBarrier(t *testing.T) {
 	err := Barrier{Dir: t.TempDir(), Parties: 2, Poll: time.Millisecond}.Wait(short, "phase1")
 	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "1 of 2 arrived") {
 		t.Errorf("wait past the deadline: %v", err)
+	}
+}
+
+func TestUniqueName(t *testing.T) {
+	a, b := UniqueName("run-"), UniqueName("run-")
+	if a == b || len(a) != len("run-")+12 || !regexp.MustCompile(`^run-[a-z0-9]{12}$`).MatchString(a) {
+		t.Errorf("UniqueName = %q, %q", a, b)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cloudtokens/cloudtokens/faultinject"
+	"github.com/cloudtokens/cloudtokens/proctest"
 	"github.com/cloudtokens/cloudtokens/tokenstore"
 )
 
@@ -139,7 +140,7 @@ type readRec struct {
 func RunFaults(t *testing.T, cfg FaultConfig, newStore Factory) *FaultSummary {
 	t.Helper()
 	cfg = cfg.withDefaults()
-	prefix := "faults-" + randomSuffix()
+	prefix := proctest.UniqueName("faults-")
 	t.Logf("random faults: %d stores × %d goroutines × %d users, %d rounds, p=%.2f, seed %d (%s=%d replays it), prefix %s",
 		cfg.Stores, cfg.Goroutines, cfg.Users, cfg.Rounds, cfg.P, cfg.Seed, EnvFaultSeed, cfg.Seed, prefix)
 	run := &faultRun{cfg: cfg}
@@ -255,13 +256,15 @@ func (run *faultRun) save(ctx context.Context, st Store, u int, access, refresh 
 	}
 }
 
+// findToken is st.FindToken(q) within the operation timeout.
+func (run *faultRun) findToken(ctx context.Context, st Store, q *tokenstore.Token) (*tokenstore.Token, error) {
+	ctx, cancel := context.WithTimeout(ctx, run.cfg.OpTimeout)
+	defer cancel()
+	return st.FindToken(ctx, q)
+}
+
 func (run *faultRun) find(ctx context.Context, st Store, u int) {
-	var got *tokenstore.Token
-	err := withTimeout(ctx, run.cfg.OpTimeout, func(ctx context.Context) error {
-		var err error
-		got, err = st.FindToken(ctx, &tokenstore.Token{UserName: userName(u)})
-		return err
-	})
+	got, err := run.findToken(ctx, st, &tokenstore.Token{UserName: userName(u)})
 	run.ops.add("find", err)
 	if errors.Is(err, tokenstore.ErrNotFound) && run.savedPrev[u] {
 		// No delete before the delete phase: a save acknowledged in an
@@ -281,12 +284,7 @@ func (run *faultRun) find(ctx context.Context, st Store, u int) {
 	if got.RefreshToken == "" {
 		return
 	}
-	var byRefresh *tokenstore.Token
-	err = withTimeout(ctx, run.cfg.OpTimeout, func(ctx context.Context) error {
-		var err error
-		byRefresh, err = st.FindToken(ctx, &tokenstore.Token{ClientID: clientID, ClientSecret: clientSecret, RefreshToken: got.RefreshToken})
-		return err
-	})
+	byRefresh, err := run.findToken(ctx, st, &tokenstore.Token{ClientID: clientID, ClientSecret: clientSecret, RefreshToken: got.RefreshToken})
 	run.ops.add("find-by-refresh", err)
 	if err != nil {
 		return // a concurrent save may have rotated it away meanwhile
@@ -302,15 +300,10 @@ func (run *faultRun) find(ctx context.Context, st Store, u int) {
 }
 
 func (run *faultRun) remove(ctx context.Context, st Store, u int) {
-	var got *tokenstore.Token
-	err := withTimeout(ctx, run.cfg.OpTimeout, func(ctx context.Context) error {
-		var err error
-		got, err = st.FindToken(ctx, &tokenstore.Token{UserName: userName(u)})
-		if err != nil {
-			return err
-		}
-		return st.DeleteToken(ctx, got.ID)
-	})
+	got, err := run.findToken(ctx, st, &tokenstore.Token{UserName: userName(u)})
+	if err == nil {
+		err = withTimeout(ctx, run.cfg.OpTimeout, func(ctx context.Context) error { return st.DeleteToken(ctx, got.ID) })
+	}
 	run.ops.add("delete", err)
 	if err == nil || errors.Is(err, tokenstore.ErrNotFound) {
 		run.mu.Lock()

@@ -164,7 +164,7 @@ func RunKills(t *testing.T, cfg KillConfig, newStore Factory) *KillSummary {
 	}
 	cfg = cfg.withDefaults()
 	start := time.Now()
-	base := "kill-" + randomSuffix()
+	base := proctest.UniqueName("kill-")
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0x6b696c6c))
 	t.Logf("SIGKILL run: %d rounds, %d users, shards %v, kill within %v of the first acknowledgement, seed %d (%s=%d replays it), prefixes %s-r<n>",
 		cfg.Rounds, cfg.Users, cfg.IndexShards, cfg.MaxKillDelay, cfg.Seed, EnvFaultSeed, cfg.Seed, base)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"regexp"
 	"slices"
@@ -141,16 +142,6 @@ func seedFrom(name string, def uint64) uint64 {
 	return def
 }
 
-func randomSuffix() string {
-	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
-	var b [10]byte
-	_, _ = rand.Read(b[:])
-	for i := range b {
-		b[i] = alphabet[int(b[i])%len(alphabet)]
-	}
-	return string(b[:])
-}
-
 // userName is the user name of user u.
 func userName(u int) string { return "user-" + strconv.Itoa(u) }
 
@@ -268,11 +259,7 @@ func (f *findings) total() int {
 func (f *findings) counts() map[string]int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	out := make(map[string]int, len(f.count))
-	for k, v := range f.count {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(f.count)
 }
 
 func (f *findings) String() string {

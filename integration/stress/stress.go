@@ -2,7 +2,6 @@ package stress
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -158,7 +157,7 @@ func Run(t *testing.T, cfg Config, newStore Factory) *Summary {
 	}
 	cfg = cfg.withDefaults()
 	if cfg.Prefix == "" {
-		cfg.Prefix = "stress-" + randomSuffix()
+		cfg.Prefix = proctest.UniqueName("stress-")
 	}
 	env, err := parseEnv(cfg.Env)
 	if err != nil {
@@ -215,18 +214,6 @@ func parseEnv(kvs []string) (map[string]string, error) {
 		env[k] = v
 	}
 	return env, nil
-}
-
-func randomSuffix() string {
-	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
-	var b [12]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic(err)
-	}
-	for i := range b {
-		b[i] = alphabet[int(b[i])%len(alphabet)]
-	}
-	return string(b[:])
 }
 
 // userName is the user name of user u.

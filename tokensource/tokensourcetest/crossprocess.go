@@ -40,7 +40,6 @@ package tokensourcetest
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -160,7 +159,7 @@ func Run(t *testing.T, cfg Config, newStore Factory) *Result {
 		cfg.Timeout = 2 * time.Minute
 	}
 	if cfg.Prefix == "" {
-		cfg.Prefix = "tsrc-" + randomSuffix()
+		cfg.Prefix = proctest.UniqueName("tsrc-")
 	}
 	env := map[string]string{}
 	for _, kv := range cfg.Env {
@@ -338,16 +337,4 @@ func mapEnv(env map[string]string) []string {
 		out = append(out, k+"="+v)
 	}
 	return out
-}
-
-func randomSuffix() string {
-	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
-	var b [12]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic(err)
-	}
-	for i := range b {
-		b[i] = alphabet[int(b[i])%len(alphabet)]
-	}
-	return string(b[:])
 }
