@@ -64,5 +64,6 @@
 //	CLOUDTOKENS_FAULT_ROUNDS=n    save/find rounds of the fault test (default 3)
 //	CLOUDTOKENS_FAULT_SEED=n      the fault injectors' seed (default 1; "random" picks one)
 //
-// Every run logs its seeds, so a failing soak run can be replayed.
+// Every run logs its seeds, so a failing soak run can be replayed. With
+// -short the tests are skipped, except in CI (CI=true).
 package reliability

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/cloudtokens/cloudtokens/faultinject"
+	"github.com/cloudtokens/cloudtokens/integration/backend"
 	"github.com/cloudtokens/cloudtokens/tokenstore"
 	"github.com/cloudtokens/cloudtokens/tokenstore/casstore"
 )
@@ -109,6 +110,14 @@ const (
 	EnvFaultRounds = "CLOUDTOKENS_FAULT_ROUNDS"
 	EnvFaultSeed   = "CLOUDTOKENS_FAULT_SEED"
 )
+
+// skipShort skips a test under -short, except in CI, which runs them all.
+func skipShort(t *testing.T) {
+	t.Helper()
+	if testing.Short() && !backend.InCI() {
+		t.Skip("reliability test: skipped with -short (CI runs it)")
+	}
+}
 
 func soak() bool {
 	v, _ := strconv.ParseBool(os.Getenv(EnvSoak))
