@@ -67,6 +67,7 @@ func reliabilityStore(tb testing.TB, addr string, o reliability.StoreOptions) re
 // the parent and the children, and is killed at random moments; see
 // package reliability.
 func TestSIGKILL(t *testing.T) {
+	reliability.SkipShort(t)
 	var env []string
 	if !proctest.IsChild() {
 		env = append(env, envAddr+"="+backend.GCPEmulatorProcess(t))

@@ -139,7 +139,7 @@ type readRec struct {
 // documentation on stores opened by newStore.
 func RunFaults(t *testing.T, cfg FaultConfig, newStore Factory) *FaultSummary {
 	t.Helper()
-	skipShort(t)
+	SkipShort(t)
 	cfg = cfg.withDefaults()
 	prefix := proctest.UniqueName("faults-")
 	t.Logf("random faults: %d stores × %d goroutines × %d users, %d rounds, p=%.2f, seed %d (%s=%d replays it), prefix %s",

@@ -162,7 +162,7 @@ func RunKills(t *testing.T, cfg KillConfig, newStore Factory) *KillSummary {
 		runKillChild(t, c, newStore)
 		return nil
 	}
-	skipShort(t)
+	SkipShort(t)
 	cfg = cfg.withDefaults()
 	start := time.Now()
 	base := proctest.UniqueName("kill-")

@@ -111,8 +111,10 @@ const (
 	EnvFaultSeed   = "CLOUDTOKENS_FAULT_SEED"
 )
 
-// skipShort skips a test under -short, except in CI, which runs them all.
-func skipShort(t *testing.T) {
+// SkipShort skips a reliability test under -short, except in CI, which
+// runs them all. RunFaults and RunKills call it; a test that starts a
+// server first calls it before.
+func SkipShort(t *testing.T) {
 	t.Helper()
 	if testing.Short() && !backend.InCI() {
 		t.Skip("reliability test: skipped with -short (CI runs it)")
