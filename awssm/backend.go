@@ -81,9 +81,9 @@ func (b *backend) Read(ctx context.Context, name string) (casstore.Object, error
 	out, err := b.c.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{
 		SecretId:     aws.String(id),
 		VersionStage: aws.String(stageCurrent),
-	})
+	}, retryThrottling)
 	if err != nil {
-		return casstore.Object{}, mapErr("read", id, err)
+		return casstore.Object{}, mapErr(ctx, "read", id, err)
 	}
 	return casstore.Object{Value: secretValue(out.SecretString, out.SecretBinary), Version: aws.ToString(out.VersionId)}, nil
 }
@@ -136,9 +136,9 @@ func (b *backend) readBatch(ctx context.Context, names []string, out []casstore.
 	var reread []int
 	in := &secretsmanager.BatchGetSecretValueInput{SecretIdList: ids}
 	for {
-		res, err := b.c.BatchGetSecretValue(ctx, in)
+		res, err := b.c.BatchGetSecretValue(ctx, in, retryThrottling)
 		if err != nil {
-			return mapErr("batch read", fmt.Sprintf("%d secrets from %s", len(ids), ids[0]), err)
+			return mapErr(ctx, "batch read", fmt.Sprintf("%d secrets from %s", len(ids), ids[0]), err)
 		}
 		for _, v := range res.SecretValues {
 			i, ok := pos[aws.ToString(v.Name)]
@@ -186,7 +186,14 @@ func (b *backend) readBatch(ctx context.Context, names []string, out []casstore.
 	return nil
 }
 
-// Create implements casstore.Backend with one CreateSecret call.
+// Create implements casstore.Backend with one CreateSecret call. The
+// call carries a ClientRequestToken of our own, which becomes the
+// VersionId of the first version, so it is idempotent: when the SDK
+// retries a create whose response was lost, Secrets Manager (and moto
+// since 5.1.11) ignores the repeat and answers as the first time. If a
+// server refuses the repeat with ResourceExistsException instead (moto
+// before 5.1.11), one GetSecretValue of our version tells whether the
+// secret is ours, and then the create succeeded.
 func (b *backend) Create(ctx context.Context, name string, value []byte) (string, error) {
 	id, err := b.secretID(name)
 	if err != nil {
@@ -195,16 +202,36 @@ func (b *backend) Create(ctx context.Context, name string, value []byte) (string
 	if err := checkSize(name, value); err != nil {
 		return "", err
 	}
-	out, err := b.c.CreateSecret(ctx, &secretsmanager.CreateSecretInput{
-		Name:         aws.String(id),
-		SecretString: aws.String(string(value)),
-		KmsKeyId:     b.kmsKeyID,
-		Tags:         b.tags,
-	})
+	token := newRequestToken()
+	var attempts atomic.Int32
+	_, err = b.c.CreateSecret(ctx, &secretsmanager.CreateSecretInput{
+		Name:               aws.String(id),
+		SecretString:       aws.String(string(value)),
+		ClientRequestToken: aws.String(token),
+		KmsKeyId:           b.kmsKeyID,
+		Tags:               b.tags,
+	}, retryThrottling, countAttempts(&attempts))
 	if err != nil {
-		return "", mapErr("create", id, err)
+		var exists *types.ResourceExistsException
+		if errors.As(err, &exists) && attempts.Load() > 1 && b.holdsVersion(ctx, id, token, value) {
+			return token, nil
+		}
+		return "", mapErr(ctx, "create", id, err)
 	}
-	return aws.ToString(out.VersionId), nil
+	// Our token is the version we created. (The VersionId of the answer
+	// is not: moto answers a repeated create with the secret's current
+	// version, which may be another writer's by then.)
+	return token, nil
+}
+
+// holdsVersion reports whether secret id has version, with value: a
+// version created by this backend under its own request token.
+func (b *backend) holdsVersion(ctx context.Context, id, version string, value []byte) bool {
+	out, err := b.c.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{
+		SecretId:  aws.String(id),
+		VersionId: aws.String(version),
+	}, retryThrottling)
+	return err == nil && out.SecretString != nil && *out.SecretString == string(value)
 }
 
 func checkSize(name string, value []byte) error {
@@ -227,9 +254,14 @@ func checkSize(name string, value []byte) error {
 // label; the others get casstore.ErrVersionMismatch. Their versions keep
 // no label once the next PutSecretValue takes stagePending, and AWS
 // deletes unlabelled versions by itself, so a lost race costs no cleanup
-// call. If the SDK retried the stage move (a lost response), a refusal is
-// checked with one GetSecretValue of the new version: the first attempt
-// may have succeeded.
+// call.
+//
+// Both calls survive a lost response. PutSecretValue carries a
+// ClientRequestToken of our own (the new VersionId), so the SDK's retry
+// of a put that had applied is ignored by Secrets Manager and answered
+// like the first. If the SDK retried the stage move, a refusal is checked
+// with one GetSecretValue of the new version: the first attempt may have
+// succeeded.
 func (b *backend) Update(ctx context.Context, name string, value []byte, version string) (string, error) {
 	id, err := b.secretID(name)
 	if err != nil {
@@ -241,22 +273,28 @@ func (b *backend) Update(ctx context.Context, name string, value []byte, version
 	if version == "" {
 		return "", fmt.Errorf("awssm: update %q: %w: no expected version", id, casstore.ErrVersionMismatch)
 	}
-	put, err := b.c.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{
-		SecretId:      aws.String(id),
-		SecretString:  aws.String(string(value)),
-		VersionStages: []string{stagePending},
-	})
+	newVersion := newRequestToken()
+	var putAttempts atomic.Int32
+	_, err = b.c.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{
+		SecretId:           aws.String(id),
+		SecretString:       aws.String(string(value)),
+		ClientRequestToken: aws.String(newVersion),
+		VersionStages:      []string{stagePending},
+	}, retryThrottling, countAttempts(&putAttempts))
 	if err != nil {
-		return "", mapErr("update", id, err)
+		var exists *types.ResourceExistsException
+		if !errors.As(err, &exists) || putAttempts.Load() < 2 || !b.holdsVersion(ctx, id, newVersion, value) {
+			return "", mapErr(ctx, "update", id, err)
+		}
+		// The first attempt stored our version; its answer was lost.
 	}
-	newVersion := aws.ToString(put.VersionId)
 	var attempts atomic.Int32
 	_, err = b.c.UpdateSecretVersionStage(ctx, &secretsmanager.UpdateSecretVersionStageInput{
 		SecretId:            aws.String(id),
 		VersionStage:        aws.String(stageCurrent),
 		MoveToVersionId:     aws.String(newVersion),
 		RemoveFromVersionId: aws.String(version),
-	}, countAttempts(&attempts))
+	}, retryThrottling, countAttempts(&attempts))
 	if err == nil {
 		return newVersion, nil
 	}
@@ -265,22 +303,29 @@ func (b *backend) Update(ctx context.Context, name string, value []byte, version
 	switch {
 	case errors.As(err, &invalidParam), errors.As(err, &notFound):
 		// version no longer holds AWSCURRENT (or no longer exists).
-		if attempts.Load() > 1 && b.holdsCurrent(ctx, id, newVersion) {
-			return newVersion, nil
+		if attempts.Load() > 1 {
+			current, cerr := b.holdsCurrent(ctx, id, newVersion)
+			if current {
+				return newVersion, nil
+			}
+			if ctxErr := ctx.Err(); ctxErr != nil {
+				// Whether the first move applied is unknown.
+				return "", fmt.Errorf("awssm: update %q: checking a retried stage move: %w: %w", id, cerr, ctxErr)
+			}
 		}
 		return "", fmt.Errorf("awssm: update %q: %w: %w", id, casstore.ErrVersionMismatch, err)
 	}
-	return "", mapErr("update", id, err)
+	return "", mapErr(ctx, "update", id, err)
 }
 
 // holdsCurrent reports whether version of secret id is labelled
-// AWSCURRENT.
-func (b *backend) holdsCurrent(ctx context.Context, id, version string) bool {
+// AWSCURRENT; the error is that of the read, if it failed.
+func (b *backend) holdsCurrent(ctx context.Context, id, version string) (bool, error) {
 	out, err := b.c.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{
 		SecretId:  aws.String(id),
 		VersionId: aws.String(version),
-	})
-	return err == nil && slices.Contains(out.VersionStages, stageCurrent)
+	}, retryThrottling)
+	return err == nil && slices.Contains(out.VersionStages, stageCurrent), err
 }
 
 // countAttempts counts the attempts the SDK retryer makes for one call.
@@ -304,6 +349,13 @@ func countAttempts(n *atomic.Int32) func(*secretsmanager.Options) {
 // secret for good with ForceDeleteWithoutRecovery. That way, of two
 // concurrent deletes of one token exactly one succeeds, as the engine
 // expects.
+//
+// A delete whose response was lost and that the SDK retried meets the
+// secret it has just scheduled for deletion, which AWS refuses
+// ("InvalidRequestException: ... marked for deletion"). Such a refusal of
+// a retry is this delete's own success, not tokenstore.ErrNotFound. (A
+// concurrent delete of the same secret that lands between the lost answer
+// and the retry is then also counted as ours: both callers succeed.)
 func (b *backend) Delete(ctx context.Context, name string) error {
 	id, err := b.secretID(name)
 	if err != nil {
@@ -313,8 +365,13 @@ func (b *backend) Delete(ctx context.Context, name string) error {
 	if b.forceDelete {
 		in.RecoveryWindowInDays = aws.Int64(7)
 	}
-	if _, err := b.c.DeleteSecret(ctx, in); err != nil {
-		return mapErr("delete", id, err)
+	var attempts atomic.Int32
+	if _, err := b.c.DeleteSecret(ctx, in, retryThrottling, countAttempts(&attempts)); err != nil {
+		var invalidReq *types.InvalidRequestException
+		if !errors.As(err, &invalidReq) || attempts.Load() < 2 || !markedDeleted(invalidReq.ErrorMessage()) {
+			return mapErr(ctx, "delete", id, err)
+		}
+		// Our first attempt scheduled the deletion; its answer was lost.
 	}
 	if !b.forceDelete {
 		return nil
@@ -322,7 +379,7 @@ func (b *backend) Delete(ctx context.Context, name string) error {
 	_, err = b.c.DeleteSecret(context.WithoutCancel(ctx), &secretsmanager.DeleteSecretInput{
 		SecretId:                   aws.String(id),
 		ForceDeleteWithoutRecovery: aws.Bool(true),
-	})
+	}, retryThrottling)
 	if err != nil {
 		// The secret is deleted for every reader already; it lingers in
 		// the 7-day window instead of going at once.
@@ -342,9 +399,9 @@ func (b *backend) List(ctx context.Context) ([]string, error) {
 	})
 	var names []string
 	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
+		page, err := p.NextPage(ctx, retryThrottling)
 		if err != nil {
-			return nil, mapErr("list", b.prefix+"*", err)
+			return nil, mapErr(ctx, "list", b.prefix+"*", err)
 		}
 		for _, s := range page.SecretList {
 			if s.DeletedDate != nil {
@@ -363,8 +420,13 @@ func (b *backend) List(ctx context.Context) ([]string, error) {
 
 // mapErr maps an SDK error onto the casstore and tokenstore sentinels,
 // keeping the cause wrapped. AWS error messages hold names and IDs, never
-// secret values.
-func mapErr(op, id string, err error) error {
+// secret values. When ctx has ended, the error also wraps ctx.Err()
+// (context.Canceled or context.DeadlineExceeded), whatever the SDK made
+// of the interruption.
+func mapErr(ctx context.Context, op, id string, err error) error {
+	if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
+		err = fmt.Errorf("%w (%w)", ctxErr, err)
+	}
 	var apiErr smithy.APIError
 	if !errors.As(err, &apiErr) {
 		return fmt.Errorf("awssm: %s %q: %w", op, id, err)

@@ -63,7 +63,7 @@ func (c *opCounter) add(stack *middleware.Stack) error {
 		}), "Retry", middleware.After)
 }
 
-func testClient(t *testing.T) (*secretsmanager.Client, *opCounter) {
+func testClient(t *testing.T, optFns ...func(*secretsmanager.Options)) (*secretsmanager.Client, *opCounter) {
 	t.Helper()
 	ep := os.Getenv("CLOUDTOKENS_AWS_ENDPOINT")
 	if ep == "" {
@@ -84,15 +84,15 @@ func testClient(t *testing.T) (*secretsmanager.Client, *opCounter) {
 		t.Fatal(err)
 	}
 	cnt := &opCounter{}
-	return secretsmanager.NewFromConfig(cfg, func(o *secretsmanager.Options) {
+	return secretsmanager.NewFromConfig(cfg, append([]func(*secretsmanager.Options){func(o *secretsmanager.Options) {
 		o.BaseEndpoint = aws.String(ep)
 		o.APIOptions = append(o.APIOptions, cnt.add)
-	}), cnt
+	}}, optFns...)...), cnt
 }
 
-func testBackend(t *testing.T) (*backend, *opCounter) {
+func testBackend(t *testing.T, optFns ...func(*secretsmanager.Options)) (*backend, *opCounter) {
 	t.Helper()
-	c, cnt := testClient(t)
+	c, cnt := testClient(t, optFns...)
 	var r [6]byte
 	rand.Read(r[:])
 	s, err := New(t.Context(), c, "awssm-test/"+hex.EncodeToString(r[:]))

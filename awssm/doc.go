@@ -60,7 +60,20 @@
 // A missing token is tokenstore.ErrNotFound (ResourceNotFoundException,
 // or InvalidRequestException for a secret scheduled for deletion). Other
 // AWS errors, AccessDeniedException among them, are returned wrapped and
-// never become ErrNotFound. Throttling is retried by the SDK retryer
-// (configure it with config.WithRetryer or config.WithRetryMaxAttempts),
-// not by this package. Errors and logs never contain token values.
+// never become ErrNotFound. Throttling is retried by the client's SDK
+// retryer (configure it with config.WithRetryer or
+// config.WithRetryMaxAttempts), to which every call adds
+// ThrottlingException and LimitExceededException as retryable codes. An
+// error of a call cut short by its context wraps context.Canceled or
+// context.DeadlineExceeded. Errors and logs never contain token values or
+// user names.
+//
+// # Lost responses
+//
+// Creates and puts carry a ClientRequestToken of the store's own (the new
+// VersionId), so an SDK retry of a write whose answer was lost is
+// recognised and reported as the success it was; so is a retried stage
+// move (one GetSecretValue of the new version) and a retried DeleteSecret
+// that finds the secret it has just deleted. The module README has the
+// table.
 package awssm

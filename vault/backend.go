@@ -1,7 +1,10 @@
 package vault
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,6 +31,10 @@ const (
 	// (its value is the deletion time, RFC 3339). An entry whose current
 	// version has it is deleted for the store.
 	DeletedField = "cloudtokens_deleted"
+	// DeleteIDField holds a random ID of the delete that wrote the
+	// marker, so that a delete whose marker write was retried after a
+	// lost response recognises its own marker.
+	DeleteIDField = "cloudtokens_delete_id"
 )
 
 // casMismatch is the message of KV v2 for a check-and-set failure.
@@ -73,22 +80,34 @@ func (b *Backend) MetadataPath(name string) string {
 
 // entry is the state of one KV entry.
 type entry struct {
-	version uint64 // current version; 0 when the entry does not exist
-	live    bool   // the current version holds a document
-	marker  bool   // the current version is a deletion marker
-	value   []byte
-	problem string // a live version without a document string: why
+	version  uint64 // current version; 0 when the entry does not exist
+	live     bool   // the current version holds a document
+	marker   bool   // the current version is a deletion marker
+	deleteID string // the marker's DeleteIDField
+	value    []byte
+	problem  string // a live version without a document string: why
 }
 
 // get reads the current version of name: GET <mount>/data/<prefix>/<name>.
 // A missing entry, a deleted or destroyed current version and a deletion
 // marker are not live.
 func (b *Backend) get(ctx context.Context, name string) (entry, error) {
+	return b.getVersion(ctx, name, 0)
+}
+
+// getVersion reads version n of name (the current one for 0): GET
+// <mount>/data/<prefix>/<name>?version=n. For n > 0 the entry's version
+// is n when that version exists.
+func (b *Backend) getVersion(ctx context.Context, name string, n uint64) (entry, error) {
 	if err := validName(name); err != nil {
 		return entry{}, err
 	}
 	path := b.DataPath(name)
-	resp, err := b.client.Logical().ReadRawWithContext(ctx, path)
+	var query map[string][]string
+	if n > 0 {
+		query = map[string][]string{"version": {strconv.FormatUint(n, 10)}}
+	}
+	resp, err := b.client.Logical().ReadRawWithDataWithContext(ctx, path, query)
 	if resp != nil {
 		defer resp.Body.Close()
 	}
@@ -96,7 +115,7 @@ func (b *Backend) get(ctx context.Context, name string) (entry, error) {
 		var re *api.ResponseError
 		if errors.As(err, &re) && len(re.Errors) > 0 {
 			// "no handler for route": the mount is gone.
-			return entry{}, b.fail("read", path, err)
+			return entry{}, b.fail(ctx, "read", path, err)
 		}
 		// A deleted or destroyed version: 404 with its metadata; a
 		// missing entry: 404 without a body.
@@ -112,7 +131,7 @@ func (b *Backend) get(ctx context.Context, name string) (entry, error) {
 		return entry{version: v}, nil
 	}
 	if err != nil {
-		return entry{}, b.fail("read", path, err)
+		return entry{}, b.fail(ctx, "read", path, err)
 	}
 	var body struct {
 		Data struct {
@@ -144,6 +163,7 @@ func (b *Backend) get(ctx context.Context, name string) (entry, error) {
 	}
 	if _, ok := body.Data.Data[DeletedField]; ok {
 		e.marker = true
+		e.deleteID, _ = body.Data.Data[DeleteIDField].(string)
 		return e, nil
 	}
 	e.live = true
@@ -223,7 +243,7 @@ func (b *Backend) write(ctx context.Context, name string, data map[string]any, c
 		if errors.As(err, &re) && re.StatusCode == http.StatusBadRequest && hasMessage(re, casMismatch) {
 			return "", fmt.Errorf("%w: %s is not at version %d", casstore.ErrVersionMismatch, path, cas)
 		}
-		return "", b.fail("write", path, err)
+		return "", b.fail(ctx, "write", path, err)
 	}
 	if secret == nil || secret.Data == nil {
 		return "", fmt.Errorf("vault: write %s: empty response (is the mount KV v2?)", path)
@@ -254,21 +274,29 @@ func docData(value []byte) map[string]any {
 // version) is overwritten with cas=<its version> after one more read.
 // On a new entry it then sets max_versions on the metadata (one more
 // call, unless WithMaxVersions(0)).
+//
+// A check-and-set mismatch is checked against the entry, which Create
+// reads anyway: when the entry holds exactly the bytes being written, the
+// write had applied and only its response was lost (the client retried it
+// and the retry met the version the first attempt made), so Create
+// succeeds with that version instead of reporting casstore.ErrExists.
 func (b *Backend) Create(ctx context.Context, name string, value []byte) (string, error) {
 	if err := b.checkValue(name, value); err != nil {
 		return "", err
 	}
 	v, err := b.write(ctx, name, docData(value), 0)
-	if errors.Is(err, casstore.ErrVersionMismatch) {
+	for attempt := 0; errors.Is(err, casstore.ErrVersionMismatch) && attempt < 2; attempt++ {
 		e, gerr := b.get(ctx, name)
-		if gerr != nil {
+		switch {
+		case gerr != nil:
 			return "", gerr
-		}
-		if e.live {
+		case e.live && e.problem == "" && bytes.Equal(e.value, value):
+			v, err = strconv.FormatUint(e.version, 10), nil // ours
+		case e.live:
 			return "", fmt.Errorf("%w: vault entry %s", casstore.ErrExists, b.DataPath(name))
-		}
-		v, err = b.write(ctx, name, docData(value), e.version)
-		if errors.Is(err, casstore.ErrVersionMismatch) {
+		case attempt == 0:
+			v, err = b.write(ctx, name, docData(value), e.version)
+		default:
 			return "", fmt.Errorf("%w: vault entry %s was created concurrently", casstore.ErrExists, b.DataPath(name))
 		}
 	}
@@ -287,7 +315,7 @@ func (b *Backend) setMaxVersions(ctx context.Context, name string) {
 	path := b.MetadataPath(name)
 	_, err := b.client.Logical().WriteWithContext(context.WithoutCancel(ctx), path, map[string]any{"max_versions": b.maxVersions})
 	if err != nil {
-		b.logger.WarnContext(ctx, "cloudtokens/vault: could not set max_versions", "path", path, "error", b.fail("write", path, err))
+		b.logger.WarnContext(ctx, "cloudtokens/vault: could not set max_versions", "path", path, "error", b.fail(ctx, "write", path, err))
 	}
 }
 
@@ -295,6 +323,11 @@ func (b *Backend) setMaxVersions(ctx context.Context, name string) {
 // current version gives casstore.ErrVersionMismatch; so does an entry
 // deleted since it was read (KV v2 reports both the same way, and the
 // engine retries both with a fresh read).
+//
+// A mismatch costs one read of version+1: when it holds exactly the
+// bytes being written, this write had applied and its response was lost
+// (the client's retry met the version the first attempt made), and
+// Update succeeds with version+1.
 func (b *Backend) Update(ctx context.Context, name string, value []byte, version string) (string, error) {
 	if err := b.checkValue(name, value); err != nil {
 		return "", err
@@ -303,7 +336,18 @@ func (b *Backend) Update(ctx context.Context, name string, value []byte, version
 	if err != nil || v == 0 {
 		return "", fmt.Errorf("%w: %s: %q is not a KV v2 version", casstore.ErrVersionMismatch, b.DataPath(name), version)
 	}
-	return b.write(ctx, name, docData(value), v)
+	nv, err := b.write(ctx, name, docData(value), v)
+	if !errors.Is(err, casstore.ErrVersionMismatch) {
+		return nv, err
+	}
+	next, gerr := b.getVersion(ctx, name, v+1)
+	if gerr == nil && next.version == v+1 && next.live && next.problem == "" && bytes.Equal(next.value, value) {
+		return strconv.FormatUint(v+1, 10), nil
+	}
+	if cerr := ctx.Err(); cerr != nil {
+		return "", fmt.Errorf("vault: update %s: checking a check-and-set mismatch: %w: %w", b.DataPath(name), cerr, err)
+	}
+	return "", err
 }
 
 // Delete implements casstore.Backend. It reads the entry (ErrNotFound if
@@ -314,12 +358,22 @@ func (b *Backend) Update(ctx context.Context, name string, value []byte, version
 // with WithSoftDelete, DELETE <mount>/data/<prefix>/<name>, which marks
 // only the marker version deleted and keeps the token's versions. Three
 // calls.
+//
+// The marker carries a random ID of this delete (DeleteIDField). When
+// the marker's write applied but its response was lost, the client's
+// retry meets a mismatch, and the next read finds this delete's own
+// marker: the delete goes on and succeeds instead of reporting
+// tokenstore.ErrNotFound.
 func (b *Backend) Delete(ctx context.Context, name string) error {
+	deleteID := randomID()
 	var e entry
 	var err error
 	for attempt := 0; ; attempt++ {
 		if e, err = b.get(ctx, name); err != nil {
 			return err
+		}
+		if e.marker && e.deleteID == deleteID {
+			break // ours: the write below applied, its answer was lost
 		}
 		if !e.live {
 			if e.marker && !b.softDelete {
@@ -331,7 +385,8 @@ func (b *Backend) Delete(ctx context.Context, name string) error {
 			}
 			return notFound(b.DataPath(name))
 		}
-		_, err = b.write(ctx, name, map[string]any{DeletedField: time.Now().UTC().Format(time.RFC3339)}, e.version)
+		marker := map[string]any{DeletedField: time.Now().UTC().Format(time.RFC3339), DeleteIDField: deleteID}
+		_, err = b.write(ctx, name, marker, e.version)
 		if err == nil {
 			break
 		}
@@ -346,18 +401,25 @@ func (b *Backend) Delete(ctx context.Context, name string) error {
 		path := b.DataPath(name)
 		if _, err := b.client.Logical().DeleteWithContext(context.WithoutCancel(ctx), path); err != nil {
 			// The marker already hides the token; only the "deleted" flag is missing.
-			b.logger.WarnContext(ctx, "cloudtokens/vault: could not soft-delete the deletion marker", "path", path, "error", b.fail("delete", path, err))
+			b.logger.WarnContext(ctx, "cloudtokens/vault: could not soft-delete the deletion marker", "path", path, "error", b.fail(ctx, "delete", path, err))
 		}
 		return nil
 	}
 	return b.purge(ctx, name)
 }
 
+// randomID returns 16 random bytes in hex.
+func randomID() string {
+	var r [16]byte
+	_, _ = rand.Read(r[:]) // never fails (crypto/rand)
+	return hex.EncodeToString(r[:])
+}
+
 // purge deletes the metadata and every version of name.
 func (b *Backend) purge(ctx context.Context, name string) error {
 	path := b.MetadataPath(name)
 	if _, err := b.client.Logical().DeleteWithContext(context.WithoutCancel(ctx), path); err != nil {
-		return fmt.Errorf("vault: %s is deleted but its versions are not (retry DeleteToken to remove them): %w", b.DataPath(name), b.fail("delete", path, err))
+		return fmt.Errorf("vault: %s is deleted but its versions are not (retry DeleteToken to remove them): %w", b.DataPath(name), b.fail(ctx, "delete", path, err))
 	}
 	return nil
 }
@@ -370,7 +432,7 @@ func (b *Backend) List(ctx context.Context) ([]string, error) {
 	path := b.mount + "/metadata/" + b.prefix + "/"
 	secret, err := b.client.Logical().ListWithContext(ctx, path)
 	if err != nil {
-		return nil, b.fail("list", path, err)
+		return nil, b.fail(ctx, "list", path, err)
 	}
 	if secret == nil || secret.Data == nil {
 		return nil, nil
@@ -397,7 +459,7 @@ func (b *Backend) checkMount(ctx context.Context) error {
 		if err == nil {
 			err = errors.New("empty response")
 		}
-		return fmt.Errorf("vault: reading the configuration of mount %q: %w", b.mount, b.fail("read", "sys/internal/ui/mounts/"+b.mount, err))
+		return fmt.Errorf("vault: reading the configuration of mount %q: %w", b.mount, b.fail(ctx, "read", "sys/internal/ui/mounts/"+b.mount, err))
 	}
 	// Vault answers 403 both for a missing mount and for a token without
 	// access to it; sys/mounts/<mount> tells them apart for tokens that
@@ -410,13 +472,13 @@ func (b *Backend) checkMount(ctx context.Context) error {
 	case isStatus(err, http.StatusBadRequest) && hasMessage(asResponseError(err), "No secret engine mount"):
 		return &MountError{Mount: b.mount, Err: ErrMountNotFound, Cause: err, Detail: "nothing is mounted there; enable one with: vault secrets enable -path=" + b.mount + " kv-v2"}
 	case isStatus(err, http.StatusForbidden):
-		return &MountError{Mount: b.mount, Err: ErrPermissionDenied, Cause: fmt.Errorf("%w: %w", ErrMountNotFound, b.fail("read", "sys/internal/ui/mounts/"+b.mount, uiErr)),
+		return &MountError{Mount: b.mount, Err: ErrPermissionDenied, Cause: fmt.Errorf("%w: %w", ErrMountNotFound, b.fail(ctx, "read", "sys/internal/ui/mounts/"+b.mount, uiErr)),
 			Detail: "the token is invalid or expired or has no policy for any path in the mount, or nothing is mounted there (Vault does not tell which); check VAULT_TOKEN, the token's policy and the mount path"}
 	}
 	if err == nil {
 		err = errors.New("empty response")
 	}
-	return fmt.Errorf("vault: reading the configuration of mount %q: %w", b.mount, b.fail("read", "sys/mounts/"+b.mount, err))
+	return fmt.Errorf("vault: reading the configuration of mount %q: %w", b.mount, b.fail(ctx, "read", "sys/mounts/"+b.mount, err))
 }
 
 func (b *Backend) checkMountInfo(data map[string]any, hasPath bool) error {
@@ -455,8 +517,14 @@ func isStatus(err error, status int) bool {
 	return errors.As(err, &re) && re.StatusCode == status
 }
 
-// fail maps a Vault error onto this package's errors, wrapping it.
-func (b *Backend) fail(op, path string, err error) error {
+// fail maps a Vault error onto this package's errors, wrapping it. When
+// ctx has ended, the error wraps ctx.Err() (context.Canceled or
+// context.DeadlineExceeded) too, whatever the client made of the
+// interruption.
+func (b *Backend) fail(ctx context.Context, op, path string, err error) error {
+	if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
+		err = fmt.Errorf("%w (%w)", ctxErr, err)
+	}
 	var re *api.ResponseError
 	if !errors.As(err, &re) {
 		return fmt.Errorf("vault: %s %s: %w", op, path, err)

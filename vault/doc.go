@@ -30,6 +30,16 @@
 // max_versions 5 (WithMaxVersions), so few superseded tokens stay
 // readable.
 //
+// # Lost responses and consistency
+//
+// A write whose answer was lost is retried by the Vault client and then
+// meets its own write: a create or update that finds exactly the bytes it
+// wrote at the expected version succeeds with that version, and a delete
+// finds its own deletion marker (which carries a random ID) and succeeds.
+// Errors of a call cut short by its context wrap context.Canceled or
+// context.DeadlineExceeded. WithConsistency adds the X-Vault-Index
+// read-after-write headers for Vault Enterprise performance standbys.
+//
 // # Delete
 //
 // DeleteToken first writes a deletion marker with cas=<version>, so of

@@ -55,3 +55,21 @@ func ExampleNew_namespace() {
 	}
 	log.Println(report)
 }
+
+// On Vault Enterprise with performance standbys, a store can read its own
+// writes on any node: it requires the X-Vault-Index state of its last
+// answers, and a lagging standby forwards the request to the active node
+// (allow_forwarding_via_header must be set on the cluster). On a single
+// node this changes nothing.
+func ExampleWithConsistency() {
+	ctx := context.Background()
+	client, err := api.NewClient(api.DefaultConfig())
+	if err != nil {
+		log.Fatal(err)
+	}
+	store, err := vault.New(ctx, client, "myapp/zoho-tokens", vault.WithConsistency(vault.ReadYourWritesForward))
+	if err != nil {
+		log.Fatal(err)
+	}
+	_ = store
+}

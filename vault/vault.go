@@ -31,12 +31,18 @@ const (
 // The errors of this package. Test them with errors.Is; messages carry
 // paths and HTTP status, never token values.
 var (
+	// ErrInvalidConfig: New was given a nil client, a nil Option, an
+	// option value out of range, or an invalid mount path or prefix.
+	ErrInvalidConfig = errors.New("vault: invalid configuration")
 	// ErrInvalidPrefix: a mount path or prefix that is empty, too long,
 	// starts with "/", has an empty, "." or ".." segment, or a character
-	// outside [A-Za-z0-9._-].
-	ErrInvalidPrefix = errors.New("vault: invalid mount path or prefix")
-	// ErrInvalidOption: an option out of range, or a nil client.
-	ErrInvalidOption = errors.New("vault: invalid option")
+	// outside [A-Za-z0-9._-]. It wraps ErrInvalidConfig.
+	ErrInvalidPrefix = fmt.Errorf("%w: invalid mount path or prefix", ErrInvalidConfig)
+	// ErrInvalidOption is ErrInvalidConfig.
+	//
+	// Deprecated: use ErrInvalidConfig, the name every cloudtokens
+	// adapter uses.
+	ErrInvalidOption = ErrInvalidConfig
 	// ErrNotKVv2: the mount is not a KV version 2 secrets engine (a KV v1
 	// mount has no check-and-set, so it cannot hold a store). New returns
 	// it inside a *MountError.
@@ -104,31 +110,33 @@ var (
 // casstore.Lister on Vault that the engine uses.
 func (s *Store) Backend() *Backend { return s.backend }
 
-// Option configures New.
-type Option func(*config)
+// Option configures New. An option given a bad value makes New return
+// an error wrapping ErrInvalidConfig.
+type Option func(*config) error
 
 type config struct {
 	mount       string
 	softDelete  bool
 	maxVersions int
 	readWorkers int
+	consistency Consistency
 	engine      casstore.Options
-	errs        []error
 }
 
-func (c *config) fail(format string, args ...any) {
-	c.errs = append(c.errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidOption}, args...)...))
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...)
 }
 
 // WithIndexShards sets the number of index entries (default 1). Every
 // store sharing a mount and prefix must use the same number; about 100
 // tokens per shard leaves room (see package tokenstore/index).
 func WithIndexShards(n int) Option {
-	return func(c *config) {
+	return func(c *config) error {
 		if n < 1 {
-			c.fail("WithIndexShards(%d): need at least 1", n)
+			return invalid("WithIndexShards(%d): need at least 1", n)
 		}
 		c.engine.IndexShards = n
+		return nil
 	}
 }
 
@@ -136,30 +144,48 @@ func WithIndexShards(n int) Option {
 // verifying every answer against the token entry it reads: a lookup then
 // costs 1 call instead of 2. Default false.
 func WithIndexCache(enabled bool) Option {
-	return func(c *config) { c.engine.CacheIndex = enabled }
+	return func(c *config) error {
+		c.engine.CacheIndex = enabled
+		return nil
+	}
 }
 
 // WithMaxAttempts bounds the check-and-set retries of one operation
 // (default 20) before tokenstore.ErrConflict.
 func WithMaxAttempts(n int) Option {
-	return func(c *config) {
+	return func(c *config) error {
 		if n < 1 {
-			c.fail("WithMaxAttempts(%d): need at least 1", n)
+			return invalid("WithMaxAttempts(%d): need at least 1", n)
 		}
 		c.engine.MaxAttempts = n
+		return nil
 	}
 }
 
 // WithLogger sets the logger for warnings (corrupt entries, failed
-// cleanups); it never receives token values. Default slog.Default().
+// cleanups): entry paths, which come from token IDs, never user names or
+// token values. Default slog.Default(); nil is an error.
 func WithLogger(l *slog.Logger) Option {
-	return func(c *config) { c.engine.Logger = l }
+	return func(c *config) error {
+		if l == nil {
+			return invalid("WithLogger(nil)")
+		}
+		c.engine.Logger = l
+		return nil
+	}
 }
 
 // WithMount sets the path of the KV v2 mount (default "secret"); a
 // trailing "/" is ignored. New checks that it is a KV v2 mount.
 func WithMount(path string) Option {
-	return func(c *config) { c.mount = strings.TrimSuffix(path, "/") }
+	return func(c *config) error {
+		path = strings.TrimSuffix(path, "/")
+		if err := validatePath("mount path", path); err != nil {
+			return err
+		}
+		c.mount = path
+		return nil
+	}
 }
 
 // WithSoftDelete makes DeleteToken keep the token's history: it writes a
@@ -171,7 +197,10 @@ func WithMount(path string) Option {
 // listed, not indexed); recover it by reading an old version and saving
 // it as a new token.
 func WithSoftDelete() Option {
-	return func(c *config) { c.softDelete = true }
+	return func(c *config) error {
+		c.softDelete = true
+		return nil
+	}
 }
 
 // WithMaxVersions sets max_versions on the metadata of every entry the
@@ -179,22 +208,24 @@ func WithSoftDelete() Option {
 // setting (Vault's default is 10) and saves one call per created entry.
 // Vault keeps the larger of the entry's and the mount's max_versions.
 func WithMaxVersions(n int) Option {
-	return func(c *config) {
+	return func(c *config) error {
 		if n < 0 {
-			c.fail("WithMaxVersions(%d): need 0 or more", n)
+			return invalid("WithMaxVersions(%d): need 0 or more", n)
 		}
 		c.maxVersions = n
+		return nil
 	}
 }
 
 // WithReadWorkers bounds the parallel reads of Tokens, Check and the
 // access-token scan of FindToken (default DefaultReadWorkers, 8).
 func WithReadWorkers(n int) Option {
-	return func(c *config) {
+	return func(c *config) error {
 		if n < 1 {
-			c.fail("WithReadWorkers(%d): need at least 1", n)
+			return invalid("WithReadWorkers(%d): need at least 1", n)
 		}
 		c.readWorkers = n
+		return nil
 	}
 }
 
@@ -214,26 +245,36 @@ func WithReadWorkers(n int) Option {
 //
 // prefix is one or more "/"-separated segments of [A-Za-z0-9._-] (no
 // empty, "." or ".." segment); a bad prefix or mount gives
-// ErrInvalidPrefix, a bad option ErrInvalidOption.
+// ErrInvalidPrefix, a nil client, a nil Option or a bad option value
+// ErrInvalidConfig (which ErrInvalidPrefix wraps), before any request.
+//
+// With WithConsistency, the store talks to Vault through a shallow copy
+// of client (api.Client.WithResponseCallbacks and WithRequestCallbacks)
+// that carries the consistency headers; client itself is not changed.
 func New(ctx context.Context, client *api.Client, prefix string, opts ...Option) (*Store, error) {
-	c := &config{mount: DefaultMount, maxVersions: DefaultMaxVersions, readWorkers: DefaultReadWorkers}
-	for _, o := range opts {
-		o(c)
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
 	if client == nil {
-		c.errs = append(c.errs, fmt.Errorf("%w: nil *api.Client", ErrInvalidOption))
+		return nil, invalid("nil *api.Client")
 	}
-	if err := validatePath("mount path", c.mount); err != nil {
-		c.errs = append(c.errs, err)
+	c := &config{mount: DefaultMount, maxVersions: DefaultMaxVersions, readWorkers: DefaultReadWorkers}
+	for _, o := range opts {
+		if o == nil {
+			return nil, invalid("nil Option")
+		}
+		if err := o(c); err != nil {
+			return nil, err
+		}
 	}
 	if err := validatePath("prefix", prefix); err != nil {
-		c.errs = append(c.errs, err)
-	}
-	if err := errors.Join(c.errs...); err != nil {
 		return nil, err
 	}
 	if c.engine.Logger == nil {
 		c.engine.Logger = slog.Default()
+	}
+	if c.consistency != EventualConsistency {
+		client = c.consistency.apply(client)
 	}
 	b := &Backend{
 		client:      client,

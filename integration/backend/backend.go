@@ -162,7 +162,8 @@ func keep(c testcontainers.Container) {
 	shared.containers = append(shared.containers, c)
 }
 
-// Main runs the tests and then removes the containers this package started.
+// Main runs the tests and then removes the containers and stops the
+// server processes (GCPEmulatorProcess) this package started.
 // Use it from a TestMain: func TestMain(m *testing.M) { os.Exit(backend.Main(m)) }.
 // Without it the containers are removed by testcontainers' reaper when the
 // test binary exits.
@@ -176,5 +177,6 @@ func Main(m *testing.M) int {
 		_ = c.Terminate(ctx)
 	}
 	shared.containers = nil
+	stopProcesses(ctx)
 	return code
 }

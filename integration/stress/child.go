@@ -4,32 +4,28 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/cloudtokens/cloudtokens/proctest"
 	"github.com/cloudtokens/cloudtokens/tokenstore"
 )
 
 // runChild runs one worker of the workload and writes its result.
-func runChild(t *testing.T, newStore Factory) {
+func runChild(t *testing.T, c proctest.Child, newStore Factory) {
 	t.Helper()
-	dir := os.Getenv(envDir)
-	worker, err := strconv.Atoi(os.Getenv(envWorker))
-	if dir == "" || err != nil {
-		t.Fatalf("stress: child without a valid %s / %s", envDir, envWorker)
-	}
+	dir, worker := c.Dir, c.Worker
 	cfg, err := decodeChildConfig(os.Getenv(envConfig))
 	if err != nil {
-		abort(dir, err.Error())
+		proctest.Abort(dir, err.Error())
 		t.Fatal(err)
 	}
 	res := newChildResult(worker, cfg.Users)
 	defer func() {
 		if !res.Done {
-			abort(dir, fmt.Sprintf("worker %d stopped before the end", worker))
+			proctest.Abort(dir, fmt.Sprintf("worker %d stopped before the end", worker))
 		}
 		if err := res.write(dir); err != nil {
 			t.Errorf("stress: writing the result: %v", err)
@@ -43,9 +39,9 @@ func runChild(t *testing.T, newStore Factory) {
 		t.Fatal("stress: the factory returned a nil Store")
 	}
 	w := &runner{cfg: cfg, st: st, res: res, id: worker, expiry: time.Now().Add(time.Hour).Truncate(time.Millisecond)}
-	b := &barrier{dir: dir, workers: cfg.Processes, worker: worker}
+	b := proctest.Barrier{Dir: dir, Parties: cfg.Processes, Self: worker}
 	for i, phase := range []func(ctx context.Context, u int){w.save, w.find, w.deleteOrRefresh} {
-		if err := b.wait(ctx, fmt.Sprintf("phase%d", i+1)); err != nil {
+		if err := b.Wait(ctx, fmt.Sprintf("phase%d", i+1)); err != nil {
 			t.Fatal(err)
 		}
 		start := time.Now()

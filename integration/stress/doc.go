@@ -22,14 +22,15 @@
 // # Processes
 //
 // Run called in the test process (the parent) picks a unique prefix and
-// re-executes the test binary (os.Executable) Config.Processes times with
-// -test.run matching only the calling test, and with the environment
-// variables CLOUDTOKENS_STRESS_* that make Run, in those children, run one
-// worker of the workload instead. The rest of the parent's environment is
-// passed through (so endpoints such as CLOUDTOKENS_AWS_ENDPOINT reach the
-// children), plus Config.Env: the place for an address of a server that
-// the parent started, such as the GCP emulator. Because a child runs the
-// same test function, parent-only setup must be skipped there:
+// starts Config.Processes children with package proctest: the test binary
+// re-executed with -test.run matching only the calling test. In those
+// children Run runs one worker of the workload instead; the parent's
+// configuration reaches them in CLOUDTOKENS_STRESS_* variables. The rest
+// of the parent's environment is passed through (so endpoints such as
+// CLOUDTOKENS_AWS_ENDPOINT reach the children), plus Config.Env: the place
+// for an address of a server that the parent started, such as the GCP
+// emulator. Because a child runs the same test function, parent-only setup
+// must be skipped there:
 //
 //	var env []string
 //	if !stress.IsChild() {
@@ -50,7 +51,7 @@
 //
 // The processes move through four phases in lock step: each one writes a
 // marker file phaseN-<worker> to the shared directory and waits until all
-// have done so (a file barrier). Inside a process, goroutine g owns the
+// have done so (a proctest.Barrier). Inside a process, goroutine g owns the
 // users u with u % Goroutines == g and goes through them in order, so the
 // same user is handled by one goroutine of every process at about the same
 // time: real contention on the same token and on the same index shards.

@@ -1,20 +1,17 @@
 package stress
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
-	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/cloudtokens/cloudtokens/proctest"
 	"github.com/cloudtokens/cloudtokens/tokenstore"
 	"github.com/cloudtokens/cloudtokens/tokenstore/casstore"
 )
@@ -93,42 +90,18 @@ func runParent(t *testing.T, cfg Config, env map[string]string, newStore Factory
 // wrote none) and the wall time from the first start to the last exit.
 func spawn(ctx context.Context, t *testing.T, cfg Config, env map[string]string, dir string) ([]*childResult, time.Duration) {
 	t.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		exe = os.Args[0]
+	extra := []string{envConfig + "=" + encodeChildConfig(cfg), envPrefix + "=" + cfg.Prefix}
+	for k, v := range env {
+		extra = append(extra, k+"="+v)
 	}
-	base := childEnv(os.Environ(), env)
-	base = append(base,
-		envRole+"=child",
-		envTest+"="+t.Name(),
-		envDir+"="+dir,
-		envConfig+"="+encodeChildConfig(cfg),
-		envPrefix+"="+cfg.Prefix,
-	)
-	args := []string{
-		"-test.run=" + runPattern(t.Name()),
-		"-test.count=1",
-		"-test.v=true",
-		"-test.timeout=" + (cfg.Timeout + time.Minute).String(),
-	}
-	outs := make([]bytes.Buffer, cfg.Processes)
-	errs := make([]error, cfg.Processes)
+	ps := make([]*proctest.Process, cfg.Processes)
 	start := time.Now()
 	var wg sync.WaitGroup
 	for w := range cfg.Processes {
-		cmd := exec.CommandContext(ctx, exe, args...)
-		cmd.Env = append(slices.Clone(base), envWorker+"="+strconv.Itoa(w))
-		cmd.Stdout, cmd.Stderr = &outs[w], &outs[w]
-		cmd.WaitDelay = 10 * time.Second
-		if err := cmd.Start(); err != nil {
-			abort(dir, fmt.Sprintf("the parent could not start worker %d", w))
-			errs[w] = err
-			continue
-		}
+		ps[w] = proctest.Start(ctx, t, proctest.Options{Dir: dir, Worker: w, Env: extra, Timeout: cfg.Timeout + time.Minute, Verbose: true})
 		wg.Go(func() {
-			errs[w] = cmd.Wait()
-			if errs[w] != nil {
-				abort(dir, fmt.Sprintf("worker %d exited: %v", w, errs[w]))
+			if err := ps[w].Wait(); err != nil {
+				proctest.Abort(dir, fmt.Sprintf("worker %d exited: %v", w, err))
 			}
 		})
 	}
@@ -136,19 +109,19 @@ func spawn(ctx context.Context, t *testing.T, cfg Config, env map[string]string,
 	total := time.Since(start)
 
 	results := make([]*childResult, cfg.Processes)
-	for w := range cfg.Processes {
+	for w, p := range ps {
 		r, err := readResult(dir, w)
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("stress: %v", err)
 		}
 		results[w] = r
-		out := strings.TrimSpace(outs[w].String())
-		switch {
-		case errs[w] != nil:
+		out := strings.TrimSpace(p.Output())
+		switch err := p.Wait(); {
+		case err != nil:
 			if ctx.Err() != nil {
-				t.Errorf("stress: worker %d killed after the timeout of %v: %v\n%s", w, cfg.Timeout, errs[w], out)
+				t.Errorf("stress: worker %d killed after the timeout of %v: %v\n%s", w, cfg.Timeout, err, out)
 			} else {
-				t.Errorf("stress: worker %d failed: %v\n%s", w, errs[w], out)
+				t.Errorf("stress: worker %d failed: %v\n%s", w, err, out)
 			}
 		case r == nil:
 			t.Errorf("stress: worker %d exited without a result\n%s", w, out)
@@ -157,38 +130,6 @@ func spawn(ctx context.Context, t *testing.T, cfg Config, env map[string]string,
 		}
 	}
 	return results, total
-}
-
-// childEnv returns the parent's environment without this package's
-// variables and those of extra, followed by extra, sorted by key.
-func childEnv(environ []string, extra map[string]string) []string {
-	var out []string
-	for _, kv := range environ {
-		k, _, _ := strings.Cut(kv, "=")
-		if _, overridden := extra[k]; overridden || strings.HasPrefix(k, "CLOUDTOKENS_STRESS_") {
-			continue
-		}
-		out = append(out, kv)
-	}
-	keys := make([]string, 0, len(extra))
-	for k := range extra {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		out = append(out, k+"="+extra[k])
-	}
-	return out
-}
-
-// runPattern returns the -test.run pattern that selects exactly the test
-// (or subtest) name.
-func runPattern(name string) string {
-	parts := strings.Split(name, "/")
-	for i, p := range parts {
-		parts[i] = "^" + regexp.QuoteMeta(p) + "$"
-	}
-	return strings.Join(parts, "/")
 }
 
 // verify compares the store's final state (its token listing and its

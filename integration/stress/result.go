@@ -1,16 +1,14 @@
 package stress
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/cloudtokens/cloudtokens/proctest"
 	"github.com/cloudtokens/cloudtokens/tokenstore"
 )
 
@@ -139,32 +137,16 @@ func (r *childResult) addErrorLocked(msg string) {
 	}
 }
 
-func resultPath(dir string, worker int) string {
-	return filepath.Join(dir, fmt.Sprintf("result-%d.json", worker))
-}
-
 func (r *childResult) write(dir string) error {
 	r.mu.Lock()
-	b, err := json.Marshal(r)
-	r.mu.Unlock()
-	if err != nil {
-		return err
-	}
-	tmp := resultPath(dir, r.Worker) + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, resultPath(dir, r.Worker))
+	defer r.mu.Unlock()
+	return proctest.WriteResult(dir, r.Worker, r)
 }
 
 func readResult(dir string, worker int) (*childResult, error) {
-	b, err := os.ReadFile(resultPath(dir, worker))
-	if err != nil {
-		return nil, err
-	}
 	var r childResult
-	if err := json.Unmarshal(b, &r); err != nil {
-		return nil, fmt.Errorf("stress: result of worker %d: %w", worker, err)
+	if err := proctest.ReadResult(dir, worker, &r); err != nil {
+		return nil, err
 	}
 	return &r, nil
 }

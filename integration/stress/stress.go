@@ -2,7 +2,6 @@ package stress
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -11,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloudtokens/cloudtokens/proctest"
 	"github.com/cloudtokens/cloudtokens/tokenstore"
 	"github.com/cloudtokens/cloudtokens/tokenstore/casstore"
 )
@@ -131,20 +131,17 @@ func (c Config) deleted(u int) bool { return u%c.DeleteEvery == 0 }
 // hasRefresh reports whether user u carries a refresh token.
 func (c Config) hasRefresh(u int) bool { return u%c.RefreshTokenEvery == 1%c.RefreshTokenEvery }
 
-// Environment variables that turn Run into a child.
+// Environment variables that the parent hands its children (package
+// proctest adds the test name, the worker number and the directory).
 const (
-	envRole   = "CLOUDTOKENS_STRESS_ROLE"   // "child"
-	envTest   = "CLOUDTOKENS_STRESS_TEST"   // the test's t.Name()
-	envDir    = "CLOUDTOKENS_STRESS_DIR"    // the shared directory
-	envWorker = "CLOUDTOKENS_STRESS_WORKER" // the worker number
 	envConfig = "CLOUDTOKENS_STRESS_CONFIG" // the parent's Config, JSON
 	envPrefix = "CLOUDTOKENS_STRESS_PREFIX" // the run's prefix
 )
 
-// IsChild reports whether this process is a child started by Run. Setup
-// that only the parent must do (starting a server, creating shared
-// resources) should be skipped when it is.
-func IsChild() bool { return os.Getenv(envRole) == "child" }
+// IsChild reports whether this process is a child started by Run (a
+// proctest child). Setup that only the parent must do (starting a
+// server, creating shared resources) should be skipped when it is.
+func IsChild() bool { return proctest.IsChild() }
 
 // Run runs the workload described in the package documentation on stores
 // built by newStore and fails t if the store loses, duplicates or
@@ -154,16 +151,13 @@ func IsChild() bool { return os.Getenv(envRole) == "child" }
 // runs one worker and returns nil, and the calling test must then return.
 func Run(t *testing.T, cfg Config, newStore Factory) *Summary {
 	t.Helper()
-	if IsChild() {
-		if name := os.Getenv(envTest); name != t.Name() {
-			t.Fatalf("stress: child process of test %q runs stress.Run in test %q", name, t.Name())
-		}
-		runChild(t, newStore)
+	if c, ok := proctest.Self(t); ok {
+		runChild(t, c, newStore)
 		return nil
 	}
 	cfg = cfg.withDefaults()
 	if cfg.Prefix == "" {
-		cfg.Prefix = "stress-" + randomSuffix()
+		cfg.Prefix = proctest.UniqueName("stress-")
 	}
 	env, err := parseEnv(cfg.Env)
 	if err != nil {
@@ -220,18 +214,6 @@ func parseEnv(kvs []string) (map[string]string, error) {
 		env[k] = v
 	}
 	return env, nil
-}
-
-func randomSuffix() string {
-	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
-	var b [12]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic(err)
-	}
-	for i := range b {
-		b[i] = alphabet[int(b[i])%len(alphabet)]
-	}
-	return string(b[:])
 }
 
 // userName is the user name of user u.

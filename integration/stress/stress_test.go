@@ -1,15 +1,12 @@
 package stress
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/cloudtokens/cloudtokens/tokenstore"
 	"github.com/cloudtokens/cloudtokens/tokenstore/casstore"
@@ -212,71 +209,5 @@ func TestVerify(t *testing.T) {
 				t.Errorf("problems %q lack %q", p, c.want)
 			}
 		})
-	}
-}
-
-func TestRunPattern(t *testing.T) {
-	for name, want := range map[string]string{
-		"TestStress":         "^TestStress$",
-		"TestAWS/stress_(x)": "^TestAWS$/^stress_\\(x\\)$",
-		"TestA.B/sub/leaf+1": "^TestA\\.B$/^sub$/^leaf\\+1$",
-	} {
-		if got := runPattern(name); got != want {
-			t.Errorf("runPattern(%q) = %q, want %q", name, got, want)
-		}
-	}
-}
-
-func TestChildEnv(t *testing.T) {
-	got := childEnv([]string{"A=1", "CLOUDTOKENS_STRESS_ROLE=child", "B=2", "PATH=/bin"}, map[string]string{"B": "3", "C": "4"})
-	want := "A=1 PATH=/bin B=3 C=4"
-	if strings.Join(got, " ") != want {
-		t.Errorf("childEnv = %q, want %q", got, want)
-	}
-}
-
-func TestBarrier(t *testing.T) {
-	dir := t.TempDir()
-	ctx := t.Context()
-	const workers = 3
-	errs := make(chan error, workers)
-	for w := range workers - 1 {
-		go func() {
-			errs <- (&barrier{dir: dir, workers: workers, worker: w, poll: time.Millisecond}).wait(ctx, "phase1")
-		}()
-	}
-	time.Sleep(50 * time.Millisecond)
-	select {
-	case err := <-errs:
-		t.Fatalf("a worker passed the barrier before the last one arrived: %v", err)
-	default:
-	}
-	if err := (&barrier{dir: dir, workers: workers, worker: workers - 1, poll: time.Millisecond}).wait(ctx, "phase1"); err != nil {
-		t.Fatal(err)
-	}
-	for range workers - 1 {
-		if err := <-errs; err != nil {
-			t.Fatal(err)
-		}
-	}
-
-	// An abort ends the waits of the others.
-	go func() {
-		errs <- (&barrier{dir: dir, workers: workers, worker: 0, poll: time.Millisecond}).wait(ctx, "phase2")
-	}()
-	time.Sleep(20 * time.Millisecond)
-	abort(dir, "worker 2 stopped")
-	abort(dir, "a later reason")
-	if err := <-errs; err == nil || !strings.Contains(err.Error(), "aborted: worker 2 stopped") {
-		t.Errorf("wait after abort: %v", err)
-	}
-
-	// A deadline ends a wait too.
-	dir2 := t.TempDir()
-	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
-	defer cancel()
-	err := (&barrier{dir: dir2, workers: 2, worker: 0, poll: time.Millisecond}).wait(short, "phase1")
-	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "1 of 2 workers arrived") {
-		t.Errorf("wait past the deadline: %v", err)
 	}
 }

@@ -86,13 +86,14 @@ func TestNewRefusesBadPrefixAndOptions(t *testing.T) {
 	for name, o := range map[string]ctvault.Option{
 		"WithIndexShards(0)": ctvault.WithIndexShards(0), "WithMaxAttempts(0)": ctvault.WithMaxAttempts(0),
 		"WithMaxVersions(-1)": ctvault.WithMaxVersions(-1), "WithReadWorkers(0)": ctvault.WithReadWorkers(0),
+		"WithLogger(nil)": ctvault.WithLogger(nil), "nil Option": nil,
 	} {
-		if _, err := ctvault.New(ctx, client, "p", o); !errors.Is(err, ctvault.ErrInvalidOption) {
-			t.Errorf("New(%s): %v, want ErrInvalidOption", name, err)
+		if _, err := ctvault.New(ctx, client, "p", o); !errors.Is(err, ctvault.ErrInvalidConfig) {
+			t.Errorf("New(%s): %v, want ErrInvalidConfig", name, err)
 		}
 	}
-	if _, err := ctvault.New(ctx, nil, "p"); !errors.Is(err, ctvault.ErrInvalidOption) {
-		t.Errorf("New(nil client): %v, want ErrInvalidOption", err)
+	if _, err := ctvault.New(ctx, nil, "p"); !errors.Is(err, ctvault.ErrInvalidConfig) {
+		t.Errorf("New(nil client): %v, want ErrInvalidConfig", err)
 	}
 	if calls := rec.take(); len(calls) > 0 {
 		t.Errorf("invalid configurations sent %d requests: %v", len(calls), calls)

@@ -18,12 +18,12 @@
 //
 // Run, in the test process (the parent), starts an oauthtest server with
 // rotation on 127.0.0.1, opens the store, logs a user in (grant code
-// exchange), marks the stored token expired, and re-executes the test
-// binary (os.Args[0]) Config.Processes times (default 8) with -test.run
-// matching only the calling test and CLOUDTOKENS_TOKENSOURCETEST_*
+// exchange), marks the stored token expired, and starts Config.Processes
+// children (default 8) with package proctest (the test binary re-executed
+// with -test.run matching only the calling test) and CLOUDTOKENS_TOKENSOURCETEST_*
 // variables that make Run, in those children, play one process: open the
 // store with the same Factory, build a tokensource.Source for the user,
-// wait at a file barrier until every child is ready, call Token once and
+// wait at a proctest.Barrier until every child is ready, call Token once and
 // report a fingerprint of the access token (never the token). The parent
 // then requires that every child succeeded, that the token endpoint saw
 // exactly one refresh request (and no failed one from a process that lost
@@ -40,22 +40,20 @@ package tokensourcetest
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"os"
-	"os/exec"
+
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/cloudtokens/cloudtokens/oauthtest"
+	"github.com/cloudtokens/cloudtokens/proctest"
 	"github.com/cloudtokens/cloudtokens/tokensource"
 	"github.com/cloudtokens/cloudtokens/tokenstore"
 )
@@ -115,11 +113,10 @@ type Result struct {
 	Slowest time.Duration
 }
 
+// Variables the parent hands its children (package proctest adds the test
+// name, the worker number and the shared directory).
 const (
-	envRole     = "CLOUDTOKENS_TOKENSOURCETEST_ROLE" // "child"
-	envTest     = "CLOUDTOKENS_TOKENSOURCETEST_TEST"
-	envDir      = "CLOUDTOKENS_TOKENSOURCETEST_DIR"
-	envWorker   = "CLOUDTOKENS_TOKENSOURCETEST_WORKER"
+	envProcs    = "CLOUDTOKENS_TOKENSOURCETEST_PROCESSES"
 	envPrefix   = "CLOUDTOKENS_TOKENSOURCETEST_PREFIX"
 	envTokenURL = "CLOUDTOKENS_TOKENSOURCETEST_TOKEN_URL"
 	envClient   = "CLOUDTOKENS_TOKENSOURCETEST_CLIENT" // id and secret, space separated
@@ -128,8 +125,9 @@ const (
 	envExtra    = "CLOUDTOKENS_TOKENSOURCETEST_ENV" // Config.Env, JSON
 )
 
-// IsChild reports whether this process is a child started by Run.
-func IsChild() bool { return os.Getenv(envRole) == "child" }
+// IsChild reports whether this process is a child started by Run (a
+// proctest child).
+func IsChild() bool { return proctest.IsChild() }
 
 // childReport is what a child writes to result-<worker>.json.
 type childReport struct {
@@ -150,8 +148,8 @@ func Fingerprint(v string) string {
 // the measurements; in a child it plays one process and returns nil.
 func Run(t *testing.T, cfg Config, newStore Factory) *Result {
 	t.Helper()
-	if IsChild() {
-		runChild(t, newStore)
+	if c, ok := proctest.Self(t); ok {
+		runChild(t, c, newStore)
 		return nil
 	}
 	if cfg.Processes <= 0 {
@@ -161,7 +159,7 @@ func Run(t *testing.T, cfg Config, newStore Factory) *Result {
 		cfg.Timeout = 2 * time.Minute
 	}
 	if cfg.Prefix == "" {
-		cfg.Prefix = "tsrc-" + randomSuffix()
+		cfg.Prefix = proctest.UniqueName("tsrc-")
 	}
 	env := map[string]string{}
 	for _, kv := range cfg.Env {
@@ -220,68 +218,26 @@ func runParent(t *testing.T, cfg Config, env map[string]string, newStore Factory
 	}
 
 	extra, _ := json.Marshal(env)
-	base := append(os.Environ(), mapEnv(env)...)
-	base = append(base,
-		envRole+"=child", envTest+"="+t.Name(), envDir+"="+dir, envPrefix+"="+cfg.Prefix,
+	childEnv := append(mapEnv(env),
+		envProcs+"="+strconv.Itoa(cfg.Processes), envPrefix+"="+cfg.Prefix,
 		envTokenURL+"="+srv.TokenURL, envClient+"="+srv.ClientID()+" "+srv.ClientSecret(),
 		envUser+"="+user, envTimeout+"="+cfg.Timeout.String(), envExtra+"="+string(extra))
-	type child struct {
-		cmd *exec.Cmd
-		out *strings.Builder
-		err error
-	}
-	children := make([]*child, cfg.Processes)
-	var wg sync.WaitGroup
+	children := make([]*proctest.Process, cfg.Processes)
 	for i := range children {
-		cmd := exec.CommandContext(ctx, os.Args[0], "-test.run="+runPattern(t.Name()), "-test.count=1",
-			"-test.timeout="+cfg.Timeout.String())
-		cmd.Env = append(base[:len(base):len(base)], envWorker+"="+strconv.Itoa(i))
-		out := &strings.Builder{}
-		w := &lockedWriter{w: out}
-		cmd.Stdout, cmd.Stderr = w, w
-		c := &child{cmd: cmd, out: out}
-		children[i] = c
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("tokensourcetest: starting child %d: %v", i, err)
-		}
-		wg.Add(1)
-		go func() { defer wg.Done(); c.err = cmd.Wait() }()
+		children[i] = proctest.Start(ctx, t, proctest.Options{Dir: dir, Worker: i, Env: childEnv, Timeout: cfg.Timeout})
 	}
-	// Release the children together once all are ready.
-	allReady := make(chan struct{})
-	go func() {
-		defer close(allReady)
-		for ctx.Err() == nil {
-			n := 0
-			for i := range children {
-				if _, err := os.Stat(filepath.Join(barrierDir, "ready-"+strconv.Itoa(i))); err == nil {
-					n++
-				}
-			}
-			if n == len(children) {
-				_ = os.WriteFile(filepath.Join(barrierDir, "go"), nil, 0o600)
-				return
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	}()
-	wg.Wait()
-	<-allReady
+	proctest.WaitAll(children)
 
 	res := &Result{}
 	fingerprints := map[string]int{}
 	for i, c := range children {
-		if c.err != nil {
-			t.Errorf("tokensourcetest: child %d: %v\n%s", i, c.err, c.out.String())
+		if err := c.Wait(); err != nil {
+			t.Errorf("tokensourcetest: child %d: %v\n%s", i, err, c.Output())
 			continue
 		}
-		b, err := os.ReadFile(filepath.Join(barrierDir, "result-"+strconv.Itoa(i)+".json"))
 		var rep childReport
-		if err == nil {
-			err = json.Unmarshal(b, &rep)
-		}
-		if err != nil {
-			t.Errorf("tokensourcetest: child %d left no result: %v\n%s", i, err, c.out.String())
+		if err := proctest.ReadResult(barrierDir, i, &rep); err != nil {
+			t.Errorf("tokensourcetest: child %d left no result: %v\n%s", i, err, c.Output())
 			continue
 		}
 		if rep.Error != "" {
@@ -330,13 +286,11 @@ func runParent(t *testing.T, cfg Config, env map[string]string, newStore Factory
 	return res
 }
 
-func runChild(t *testing.T, newStore Factory) {
-	if name := os.Getenv(envTest); name != t.Name() {
-		t.Fatalf("tokensourcetest: child of test %q runs Run in test %q", name, t.Name())
-	}
-	worker, err := strconv.Atoi(os.Getenv(envWorker))
+func runChild(t *testing.T, c proctest.Child, newStore Factory) {
+	worker := c.Worker
+	procs, err := strconv.Atoi(os.Getenv(envProcs))
 	if err != nil {
-		t.Fatalf("tokensourcetest: bad %s", envWorker)
+		t.Fatalf("tokensourcetest: bad %s", envProcs)
 	}
 	timeout, err := time.ParseDuration(os.Getenv(envTimeout))
 	if err != nil {
@@ -348,27 +302,18 @@ func runChild(t *testing.T, newStore Factory) {
 	if err := json.Unmarshal([]byte(os.Getenv(envExtra)), &env); err != nil {
 		t.Fatalf("tokensourcetest: bad %s", envExtra)
 	}
-	dir := os.Getenv(envDir)
-	barrierDir := filepath.Join(dir, "barrier")
-	store := newStore(t, StoreOptions{Prefix: os.Getenv(envPrefix), Dir: filepath.Join(dir, "store"), Worker: worker, env: env})
+	barrierDir := filepath.Join(c.Dir, "barrier")
+	store := newStore(t, StoreOptions{Prefix: os.Getenv(envPrefix), Dir: filepath.Join(c.Dir, "store"), Worker: worker, env: env})
 	id, secret, _ := strings.Cut(os.Getenv(envClient), " ")
 	src, err := tokensource.New(store, &tokenstore.Token{UserName: os.Getenv(envUser)},
 		tokensource.Config{TokenURL: os.Getenv(envTokenURL), ClientID: id, ClientSecret: secret})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(barrierDir, "ready-"+strconv.Itoa(worker)), nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(barrierDir, "go")); err == nil {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("tokensourcetest: child %d: barrier: %v", worker, ctx.Err())
-		case <-time.After(2 * time.Millisecond):
-		}
+	// Every child is ready (store open, Source built): go together.
+	b := proctest.Barrier{Dir: barrierDir, Parties: procs, Self: worker, Poll: 2 * time.Millisecond}
+	if err := b.Wait(ctx, "ready"); err != nil {
+		t.Fatalf("tokensourcetest: child %d: %v", worker, err)
 	}
 	start := time.Now()
 	tok, err := src.TokenContext(ctx)
@@ -378,23 +323,12 @@ func runChild(t *testing.T, newStore Factory) {
 	} else {
 		rep.Fingerprint = Fingerprint(tok.AccessToken)
 	}
-	b, _ := json.Marshal(rep)
-	if werr := os.WriteFile(filepath.Join(barrierDir, "result-"+strconv.Itoa(worker)+".json"), b, 0o600); werr != nil {
+	if werr := proctest.WriteResult(barrierDir, worker, rep); werr != nil {
 		t.Fatal(werr)
 	}
 	if err != nil {
 		t.Fatal(err)
 	}
-}
-
-// runPattern returns a -test.run pattern that matches exactly the test
-// (or subtest) name.
-func runPattern(name string) string {
-	parts := strings.Split(name, "/")
-	for i, p := range parts {
-		parts[i] = "^" + regexp.QuoteMeta(p) + "$"
-	}
-	return strings.Join(parts, "/")
 }
 
 func mapEnv(env map[string]string) []string {
@@ -403,27 +337,4 @@ func mapEnv(env map[string]string) []string {
 		out = append(out, k+"="+v)
 	}
 	return out
-}
-
-func randomSuffix() string {
-	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
-	var b [12]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic(err)
-	}
-	for i := range b {
-		b[i] = alphabet[int(b[i])%len(alphabet)]
-	}
-	return string(b[:])
-}
-
-type lockedWriter struct {
-	mu sync.Mutex
-	w  *strings.Builder
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
