@@ -13,11 +13,11 @@ import (
 type Option func(*config) error
 
 type config struct {
-	indexShards int
-	indexCache  bool
-	maxAttempts int
-	logger      *slog.Logger
-	labels      map[string]string
+	indexShards   int
+	indexCache    bool
+	maxAttempts   int
+	logger        *slog.Logger
+	labels        map[string]string
 	replication   *secretmanagerpb.Replication
 	readWorkers   int
 	retries       int

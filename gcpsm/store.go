@@ -127,11 +127,11 @@ func New(ctx context.Context, client *secretmanager.Client, projectID, prefix st
 	}
 	labels[PrefixLabel] = prefixLabelValue(prefix)
 	b := &backend{
-		client:      client,
-		parent:      "projects/" + projectID,
-		prefix:      prefix,
-		labels:      labels,
-		replication: cfg.replication,
+		client:        client,
+		parent:        "projects/" + projectID,
+		prefix:        prefix,
+		labels:        labels,
+		replication:   cfg.replication,
 		readWorkers:   cfg.readWorkers,
 		logger:        cfg.logger,
 		retries:       cfg.retries,
