@@ -101,19 +101,27 @@ func wrapStatus(ctx context.Context, prefix string, err error) error {
 	return fmt.Errorf(format+": %w", append(kinds, err)...)
 }
 
-// Read accesses the version the current alias names: 1 call.
+// Read accesses the version the current alias names: 1 call (2 for a
+// missing document).
 //
 // The alias is eventually consistent: right after a write, a read may
 // resolve it to the version it named before, which a later write may
 // already have destroyed (FAILED_PRECONDITION), or, right after a
-// create, not at all (NOT_FOUND). Read never returns a version older
-// than the newest this Store has seen current (it reads that one by
-// number, which is strongly consistent: 1 more call), and retries a read
-// that finds a destroyed or disabled version within WithStaleReadWait,
-// then gives up with ErrStaleAlias.
+// create, not at all (NOT_FOUND). So:
+//   - Read never returns a version older than the newest this Store has
+//     seen current: it reads that one by number, which is strongly
+//     consistent (1 more call);
+//   - a NOT_FOUND alias is checked by accessing version 1 by number (1
+//     more call): if the secret has no version it is missing; if it has,
+//     the alias lags, or the creation never finished;
+//   - a read that finds a destroyed or disabled version, or a lagging
+//     NOT_FOUND, is retried with backoff within WithStaleReadWait; then
+//     it fails with ErrStaleAlias, or ErrNotFound for a secret whose
+//     alias was never set (an unfinished creation).
 func (b *backend) Read(ctx context.Context, name string) (casstore.Object, error) {
 	secretName := b.secretName(name)
 	var wait *staleWait
+	hasVersions := false // the secret exists: a NOT_FOUND alias lags, or its creation never finished
 	for {
 		obj, v, err := b.access(ctx, name, secretName+"/versions/"+CurrentAlias)
 		floor := b.mem.get(secretName).floor
@@ -124,8 +132,18 @@ func (b *backend) Read(ctx context.Context, name string) (casstore.Object, error
 			return obj, nil
 		case err == nil:
 			// A lagging alias: read the newest version seen, below.
-		case code == codes.NotFound && floor == 0:
-			return casstore.Object{}, b.wrap(ctx, "access", name, err)
+		case code == codes.NotFound && floor == 0 && !hasVersions:
+			// Missing, or created so recently that the alias lags: ask
+			// for version 1 by number, which is strongly consistent.
+			_, _, perr := b.access(ctx, name, versionName(secretName, 1))
+			switch status.Code(perr) {
+			case codes.NotFound:
+				return casstore.Object{}, b.wrap(ctx, "access", name, err)
+			case codes.OK, codes.FailedPrecondition:
+				hasVersions = true
+			default:
+				return casstore.Object{}, b.wrap(ctx, "access", name, perr)
+			}
 		case code == codes.NotFound, code == codes.FailedPrecondition:
 			// A lagging alias, or a deleted secret, or a version
 			// disabled out of band.
@@ -155,7 +173,10 @@ func (b *backend) Read(ctx context.Context, name string) (casstore.Object, error
 			wait = b.newStaleWait()
 		}
 		if !wait.next(ctx) {
-			if ctx.Err() != nil {
+			if ctx.Err() != nil || status.Code(err) == codes.NotFound {
+				// A secret whose alias was never set reads as missing
+				// (an unfinished creation, which the next Create takes
+				// over).
 				return casstore.Object{}, b.wrap(ctx, "access", name, err)
 			}
 			return casstore.Object{}, fmt.Errorf("gcpsm: access %s: %w (retried for %v): %w", b.secretID(name), ErrStaleAlias, b.staleReadWait, err)

@@ -87,8 +87,9 @@ func TestCallBudgets(t *testing.T) {
 	alice, bob, carol := tok("alice"), tok("bob"), tok("carol")
 	// An insert: a lookup (the index shard), the token secret, then one
 	// write of the shard it read, without reading it again.
+	// The index is missing: its alias read and the check of version 1.
 	measure("SaveToken new, first token of the store (creates the index secret)",
-		plus(want{access: 1}, createDoc, createDoc),
+		plus(want{access: 2}, createDoc, createDoc),
 		func() error { return s.SaveToken(ctx, alice) })
 	measure("SaveToken new, the index's first update (no version to destroy yet)", plus(want{access: 1}, createDoc, firstKnown()),
 		func() error { return s.SaveToken(ctx, bob) })
@@ -102,6 +103,12 @@ func TestCallBudgets(t *testing.T) {
 	if calls[0].Resource != secretPath(s.SecretID(alice.ID))+"/versions/"+gcpsm.CurrentAlias {
 		t.Errorf("FindTokenByID accessed %s", calls[0].Resource)
 	}
+	measure("FindTokenByID of a missing token", want{access: 2}, func() error {
+		if _, err := s.FindTokenByID(ctx, "missing"); !errors.Is(err, tokenstore.ErrNotFound) {
+			return fmt.Errorf("FindTokenByID(missing) = %v", err)
+		}
+		return nil
+	})
 	queries := []struct {
 		op string
 		q  *tokenstore.Token

@@ -588,7 +588,9 @@ func TestUnfinishedCreate(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	prefix := newPrefix()
-	s := e.store(t, prefix)
+	// Until a create takes it over, each read of the secret waits for
+	// the alias (it might lag) for WithStaleReadWait.
+	s := e.store(t, prefix, gcpsm.WithStaleReadWait(200*time.Millisecond))
 	b := gcpsm.BackendOf(s)
 	// A crashed creator: the secret exists, with a version, but no alias.
 	id := s.IndexSecretID(0)
