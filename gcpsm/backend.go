@@ -303,30 +303,44 @@ func (b *backend) Update(ctx context.Context, name string, value []byte, version
 
 // readSnapshot reads the secret's etag and aliases for a write from
 // version expected. GetSecret is eventually consistent: an answer whose
-// current alias is older than expected lags (expected was read as
-// current), and is read again within WithStaleReadWait.
+// current alias is older than expected (or missing, or a NOT_FOUND while
+// version expected exists) lags, since expected was read as current; it
+// is read again within WithStaleReadWait, then the write fails with
+// casstore.ErrVersionMismatch and the engine starts over from a fresh
+// read.
 func (b *backend) readSnapshot(ctx context.Context, name string, expected int64, m secretMemory) (snapshot, error) {
 	secretName := b.secretName(name)
 	var wait *staleWait
+	probed := false
 	for {
+		var cur int64
 		sec, err := b.client.GetSecret(ctx, &secretmanagerpb.GetSecretRequest{Name: secretName}, b.retry(nil))
-		if err != nil {
-			return snapshot{}, b.wrap(ctx, "update (get)", name, err)
-		}
-		snap := snapshotOf(sec)
-		b.mem.saw(secretName, snap)
-		if m.contended && snap.etag == m.snap.etag {
-			// The remembered etag was right: trust it again.
-			b.mem.setContended(secretName, false)
-		}
-		cur, ok := snap.aliases[CurrentAlias]
 		switch {
-		case !ok:
-			return snapshot{}, fmt.Errorf("gcpsm: update %s: %w: the secret has no %q version", b.secretID(name), tokenstore.ErrNotFound, CurrentAlias)
-		case cur == expected:
-			return snap, nil
-		case cur > expected:
-			return snapshot{}, fmt.Errorf("gcpsm: update %s: %w: current version is %d, not %d", b.secretID(name), casstore.ErrVersionMismatch, cur, expected)
+		case status.Code(err) == codes.NotFound && !probed:
+			// Deleted, or created so recently that GetSecret lags:
+			// access by number is strongly consistent.
+			_, _, perr := b.access(ctx, name, versionName(secretName, expected))
+			if status.Code(perr) == codes.NotFound {
+				return snapshot{}, b.wrap(ctx, "update (get)", name, err)
+			}
+			probed = true
+		case status.Code(err) == codes.NotFound:
+		case err != nil:
+			return snapshot{}, b.wrap(ctx, "update (get)", name, err)
+		default:
+			snap := snapshotOf(sec)
+			b.mem.saw(secretName, snap)
+			if m.contended && snap.etag == m.snap.etag {
+				// The remembered etag was right: trust it again.
+				b.mem.setContended(secretName, false)
+			}
+			cur = snap.current()
+			switch {
+			case cur == expected:
+				return snap, nil
+			case cur > expected:
+				return snapshot{}, fmt.Errorf("gcpsm: update %s: %w: current version is %d, not %d", b.secretID(name), casstore.ErrVersionMismatch, cur, expected)
+			}
 		}
 		if wait == nil {
 			wait = b.newStaleWait()

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
+	"github.com/cloudtokens/cloudtokens/tokenstore"
 	"github.com/cloudtokens/cloudtokens/tokenstore/casstore"
 )
 
@@ -206,12 +207,30 @@ func (b *backend) settle(ctx context.Context, name string, snap snapshot, expect
 	var wait *staleWait
 	for {
 		sec, err := b.client.GetSecret(sctx, &secretmanagerpb.GetSecretRequest{Name: secretName}, b.retry(nil))
-		if status.Code(err) == codes.NotFound {
-			b.mem.forget(secretName)
-			return moveResult{outcome: dead, err: b.wrap(ctx, "update (set alias)", name, moveErr)}
-		}
-		if err != nil {
+		switch {
+		case status.Code(err) == codes.NotFound && !wasAmbiguous:
+			// Deleted, or a lagging read of a new secret: either way the
+			// refused move can never apply.
+			return lost(nil)
+		case status.Code(err) == codes.NotFound:
+			// Deleted, or lagging? Access by number is strongly
+			// consistent.
+			_, _, perr := b.access(sctx, name, versionName(secretName, v))
+			if status.Code(perr) == codes.NotFound {
+				b.mem.forget(secretName)
+				return moveResult{outcome: dead, err: fmt.Errorf("gcpsm: update %s: %w: the secret was deleted: %w", b.secretID(name), tokenstore.ErrNotFound, moveErr)}
+			}
+		case err != nil:
 			return moveResult{outcome: unknown, err: b.wrap(ctx, "update (set alias)", name, errors.Join(moveErr, err))}
+		}
+		if err != nil { // a lagging NOT_FOUND: read again
+			if wait == nil {
+				wait = b.newStaleWait()
+			}
+			if !wait.next(sctx) {
+				return moveResult{outcome: unknown, err: b.wrap(ctx, "update (set alias)", name, moveErr)}
+			}
+			continue
 		}
 		now := snapshotOf(sec)
 		b.mem.saw(secretName, now)
