@@ -133,7 +133,7 @@ func (b *backend) fence(ctx context.Context, name string) (snapshot, error) {
 		return snapshot{}, err
 	}
 	now := snapshotOf(sec)
-	resp, err := b.updateAliases(ctx, secretName, now.etag, now.aliases, nil)
+	resp, err := b.updateAliases(ctx, secretName, now.etag, now.aliases, b.retry(nil))
 	if err != nil {
 		return snapshot{}, err
 	}

@@ -53,12 +53,13 @@ type attempts struct {
 	ambiguous bool
 }
 
-// retryer is a gax.Retryer for RESOURCE_EXHAUSTED and UNAVAILABLE,
-// bounded to left retries.
+// retryer is a gax.Retryer for UNAVAILABLE and, if exhausted is set,
+// RESOURCE_EXHAUSTED, bounded to left retries.
 type retryer struct {
-	bo   gax.Backoff
-	left int
-	rec  *attempts
+	bo        gax.Backoff
+	left      int
+	exhausted bool
+	rec       *attempts
 }
 
 func (r *retryer) Retry(err error) (time.Duration, bool) {
@@ -66,7 +67,7 @@ func (r *retryer) Retry(err error) (time.Duration, bool) {
 	if r.rec != nil && ambiguous(code) {
 		r.rec.ambiguous = true
 	}
-	if r.left <= 0 || (code != codes.ResourceExhausted && code != codes.Unavailable) {
+	if r.left <= 0 || !(code == codes.Unavailable || code == codes.ResourceExhausted && r.exhausted) {
 		return 0, false
 	}
 	r.left--
@@ -86,11 +87,41 @@ func ambiguous(code codes.Code) bool {
 
 // retry returns the call option that retries a call on RESOURCE_EXHAUSTED
 // and UNAVAILABLE, recording its attempts in rec (which may be nil).
-func (b *backend) retry(rec *attempts) gax.CallOption {
+func (b *backend) retry(rec *attempts) gax.CallOption { return b.retryOn(rec, true) }
+
+// retryUnavailable retries UNAVAILABLE only. AddSecretVersion and
+// UpdateSecret, which the per-secret write rate limits, handle
+// RESOURCE_EXHAUSTED themselves (see throttle): between attempts they
+// check that the write can still succeed, so that writers that have lost
+// a race stop spending the secret's rate.
+func (b *backend) retryUnavailable(rec *attempts) gax.CallOption { return b.retryOn(rec, false) }
+
+func (b *backend) retryOn(rec *attempts, exhausted bool) gax.CallOption {
 	n := b.retries
 	return gax.WithRetry(func() gax.Retryer {
-		return &retryer{bo: transientBackoff(), left: n, rec: rec}
+		return &retryer{bo: transientBackoff(), left: n, exhausted: exhausted, rec: rec}
 	})
+}
+
+// throttle paces the attempts of a write answered RESOURCE_EXHAUSTED,
+// with the same backoff and bound as the retries of other calls.
+type throttle struct {
+	bo   gax.Backoff
+	left int
+}
+
+func (b *backend) newThrottle() *throttle {
+	return &throttle{bo: transientBackoff(), left: b.retries}
+}
+
+// wait reports whether err is RESOURCE_EXHAUSTED with a retry left, and
+// then sleeps before it; false when ctx ends.
+func (t *throttle) wait(ctx context.Context, err error) bool {
+	if status.Code(err) != codes.ResourceExhausted || t.left <= 0 || ctx.Err() != nil {
+		return false
+	}
+	t.left--
+	return gax.Sleep(ctx, t.bo.Pause()) == nil
 }
 
 // staleWait paces the retries of a read that lags, within a time budget.

@@ -754,10 +754,11 @@ func TestAmbiguousMove(t *testing.T) {
 		// write is made again from the fence's etag.
 		{"not applied, DEADLINE_EXCEEDED", fault{false, codes.DeadlineExceeded},
 			"AddSecretVersion×2, DestroySecretVersion×2, GetSecret×1, UpdateSecret×3"},
-		// A definitive refusal with the etag unchanged (RESOURCE_EXHAUSTED
-		// is retried, and the retry goes through).
+		// Throttled (RESOURCE_EXHAUSTED): after a pause the store checks
+		// that the alias still names the version it writes from, and
+		// tries again.
 		{"not applied, RESOURCE_EXHAUSTED", fault{false, codes.ResourceExhausted},
-			"AddSecretVersion×1, DestroySecretVersion×1, UpdateSecret×2"},
+			"AddSecretVersion×1, DestroySecretVersion×1, GetSecret×1, UpdateSecret×2"},
 	}
 	for i, c := range cases {
 		value := fmt.Sprintf("v%d", i+2)

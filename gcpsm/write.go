@@ -7,6 +7,7 @@ import (
 	"maps"
 
 	"cloud.google.com/go/secretmanager/apiv1/secretmanagerpb"
+	"github.com/googleapis/gax-go/v2"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
@@ -32,7 +33,7 @@ func (b *backend) write(ctx context.Context, name string, expected int64, snap s
 	secretName := b.secretName(name)
 	for try := 0; ; try++ {
 		var addRec attempts
-		v, err := b.addVersion(ctx, name, value, &addRec)
+		v, err := b.addVersion(ctx, name, expected, value, &addRec)
 		if err != nil {
 			return 0, err
 		}
@@ -80,20 +81,44 @@ func (b *backend) write(ctx context.Context, name string, expected int64, snap s
 // AddSecretVersion.
 const maxOrphanSweep = 8
 
-func (b *backend) addVersion(ctx context.Context, name string, value []byte, rec *attempts) (int64, error) {
+// addVersion adds value as a new version. While the per-secret write
+// rate answers RESOURCE_EXHAUSTED it waits and tries again, but first
+// checks (GetSecret) that the current alias still names expected: a
+// write that has already lost gives casstore.ErrVersionMismatch at once.
+func (b *backend) addVersion(ctx context.Context, name string, expected int64, value []byte, rec *attempts) (int64, error) {
 	crc := checksum(value)
-	ver, err := b.client.AddSecretVersion(ctx, &secretmanagerpb.AddSecretVersionRequest{
-		Parent:  b.secretName(name),
-		Payload: &secretmanagerpb.SecretPayload{Data: value, DataCrc32C: &crc},
-	}, b.retry(rec))
+	th := b.newThrottle()
+	for {
+		ver, err := b.client.AddSecretVersion(ctx, &secretmanagerpb.AddSecretVersionRequest{
+			Parent:  b.secretName(name),
+			Payload: &secretmanagerpb.SecretPayload{Data: value, DataCrc32C: &crc},
+		}, b.retryUnavailable(rec))
+		if th.wait(ctx, err) {
+			if now, ok := b.peek(ctx, name); ok && expected > 0 && now.current() > expected {
+				return 0, fmt.Errorf("gcpsm: add version to %s: %w: version %d became current while the write was throttled", b.secretID(name), casstore.ErrVersionMismatch, now.current())
+			}
+			continue
+		}
+		if err != nil {
+			return 0, b.wrap(ctx, "add version to", name, err)
+		}
+		v, ok := versionNumber(ver.GetName())
+		if !ok {
+			return 0, fmt.Errorf("gcpsm: add version to %s: the service returned version %q, not a version number", b.secretID(name), ver.GetName())
+		}
+		return v, nil
+	}
+}
+
+// peek reads the secret's metadata (it may lag) and remembers it.
+func (b *backend) peek(ctx context.Context, name string) (snapshot, bool) {
+	sec, err := b.client.GetSecret(ctx, &secretmanagerpb.GetSecretRequest{Name: b.secretName(name)}, b.retry(nil))
 	if err != nil {
-		return 0, b.wrap(ctx, "add version to", name, err)
+		return snapshot{}, false
 	}
-	v, ok := versionNumber(ver.GetName())
-	if !ok {
-		return 0, fmt.Errorf("gcpsm: add version to %s: the service returned version %q, not a version number", b.secretID(name), ver.GetName())
-	}
-	return v, nil
+	now := snapshotOf(sec)
+	b.mem.saw(b.secretName(name), now)
+	return now, true
 }
 
 type outcome int
@@ -125,7 +150,25 @@ func (b *backend) move(ctx context.Context, name string, snap snapshot, expected
 		aliases[PreviousAlias] = expected
 	}
 	var rec attempts
-	resp, err := b.updateAliases(ctx, secretName, snap.etag, aliases, &rec)
+	var resp *secretmanagerpb.Secret
+	var err error
+	for th := b.newThrottle(); ; {
+		resp, err = b.updateAliases(ctx, secretName, snap.etag, aliases, b.retryUnavailable(&rec))
+		if !th.wait(ctx, err) {
+			break
+		}
+		// Throttled: try again only while the move can still succeed.
+		if now, ok := b.peek(ctx, name); ok {
+			if now.current() == v || now.previous() == v {
+				return moveResult{outcome: applied} // an earlier, ambiguous attempt
+			}
+			if now.current() > expected {
+				b.mem.setContended(secretName, true)
+				return moveResult{outcome: dead, destroy: true,
+					err: fmt.Errorf("gcpsm: update %s: %w: version %d became current while the write was throttled", b.secretID(name), casstore.ErrVersionMismatch, now.current())}
+			}
+		}
+	}
 	if err == nil {
 		got := snapshotOf(resp)
 		switch {
@@ -157,7 +200,7 @@ func (b *backend) aliasNotMoved(name string, got snapshot, expected, v int64) er
 		b.secretID(name), ErrAliasNotMoved, CurrentAlias, v, PreviousAlias, expected, CurrentAlias, got.current(), PreviousAlias, got.previous())
 }
 
-func (b *backend) updateAliases(ctx context.Context, secretName, etag string, aliases map[string]int64, rec *attempts) (*secretmanagerpb.Secret, error) {
+func (b *backend) updateAliases(ctx context.Context, secretName, etag string, aliases map[string]int64, retry gax.CallOption) (*secretmanagerpb.Secret, error) {
 	return b.client.UpdateSecret(ctx, &secretmanagerpb.UpdateSecretRequest{
 		Secret: &secretmanagerpb.Secret{
 			Name:           secretName,
@@ -165,7 +208,7 @@ func (b *backend) updateAliases(ctx context.Context, secretName, etag string, al
 			VersionAliases: aliases,
 		},
 		UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"version_aliases"}},
-	}, b.retry(rec))
+	}, retry)
 }
 
 // settle finds out what a failed move of the current alias from expected
@@ -247,7 +290,7 @@ func (b *backend) settle(ctx context.Context, name string, snap snapshot, expect
 			}
 			return lost(nil)
 		}
-		fenced, err := b.updateAliases(sctx, secretName, now.etag, now.aliases, nil)
+		fenced, err := b.updateAliases(sctx, secretName, now.etag, now.aliases, b.retry(nil))
 		switch {
 		case err == nil:
 			got := snapshotOf(fenced)
