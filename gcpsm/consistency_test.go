@@ -44,6 +44,15 @@ func newLaggingEnv(t *testing.T, lag, step time.Duration) *laggingEnv {
 	return le
 }
 
+// twoStores opens two stores on one new prefix, each on its own
+// connection (two processes); the second one's calls are recorded by rec.
+func (le *laggingEnv) twoStores(t *testing.T, bOpts ...gcpsm.Option) (a, b *gcpsm.Store, rec *recorder) {
+	t.Helper()
+	prefix := newPrefix()
+	otherClient, rec := newRecordedClient(t, le.srv)
+	return le.store(t, prefix), newStore(t, otherClient, prefix, bOpts...), rec
+}
+
 // settle lets every reader see every write so far.
 func (le *laggingEnv) settle() { le.clock.Advance(time.Hour) }
 
@@ -77,10 +86,7 @@ func (le *laggingEnv) billed(t *testing.T, id string) []int64 {
 func TestStaleAliasAfterAnotherWriter(t *testing.T) {
 	le := newLaggingEnv(t, 5*time.Second, 250*time.Millisecond)
 	ctx := context.Background()
-	prefix := newPrefix()
-	otherClient, otherRec := newRecordedClient(t, le.srv)
-	a := le.store(t, prefix)
-	b := newStore(t, otherClient, prefix)
+	a, b, otherRec := le.twoStores(t)
 	tk := tok("stale")
 	if err := a.SaveToken(ctx, tk); err != nil {
 		t.Fatal(err)
@@ -126,10 +132,7 @@ func TestStaleAliasAfterAnotherWriter(t *testing.T) {
 func TestStaleAliasGivesUp(t *testing.T) {
 	le := newLaggingEnv(t, 5*time.Second, 0)
 	ctx := context.Background()
-	prefix := newPrefix()
-	otherClient, _ := newRecordedClient(t, le.srv)
-	a := le.store(t, prefix)
-	b := newStore(t, otherClient, prefix, gcpsm.WithStaleReadWait(0))
+	a, b, _ := le.twoStores(t, gcpsm.WithStaleReadWait(0))
 	tk := tok("gives-up")
 	if err := a.SaveToken(ctx, tk); err != nil {
 		t.Fatal(err)
@@ -182,9 +185,8 @@ func TestConcurrentWritersUnderLag(t *testing.T) {
 	le := newLaggingEnv(t, 2*time.Second, 50*time.Millisecond)
 	le.moving.Store(true)
 	ctx := context.Background()
-	prefix := newPrefix()
-	otherClient, _ := newRecordedClient(t, le.srv)
-	stores := []*gcpsm.Store{le.store(t, prefix), newStore(t, otherClient, prefix)}
+	a, b, _ := le.twoStores(t)
+	stores := []*gcpsm.Store{a, b}
 	tk := tok("shared")
 	if err := stores[0].SaveToken(ctx, tk); err != nil {
 		t.Fatal(err)
@@ -238,10 +240,7 @@ func TestConformanceUnderLag(t *testing.T) {
 func TestNoDuplicateUnderLag(t *testing.T) {
 	le := newLaggingEnv(t, 5*time.Second, 100*time.Millisecond)
 	ctx := context.Background()
-	prefix := newPrefix()
-	otherClient, _ := newRecordedClient(t, le.srv)
-	a := le.store(t, prefix)
-	b := newStore(t, otherClient, prefix)
+	a, b, _ := le.twoStores(t)
 	if err := a.SaveToken(ctx, tok("first")); err != nil { // the index exists
 		t.Fatal(err)
 	}

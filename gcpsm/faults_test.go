@@ -90,6 +90,18 @@ func (e *env) newerThanCurrent(t *testing.T, id string) []string {
 	return out
 }
 
+// wantVersions fails t unless secret id has exactly live billed versions,
+// none of them newer than the current one.
+func (e *env) wantVersions(t *testing.T, id string, live int) {
+	t.Helper()
+	if stray := e.newerThanCurrent(t, id); len(stray) != 0 {
+		t.Errorf("%s: stray versions newer than current: %v", id, stray)
+	}
+	if n := e.live(t, id); n != live {
+		t.Errorf("%s: %d billed versions, want %d", id, n, live)
+	}
+}
+
 // TestTransientErrorsAreRetried: RESOURCE_EXHAUSTED on the alias move and
 // on AddSecretVersion, and UNAVAILABLE on GetSecret, are retried; the
 // save succeeds and leaves no stray version.
@@ -123,12 +135,7 @@ func TestTransientErrorsAreRetried(t *testing.T) {
 	if err != nil || got.AccessToken != "access-VALUE-4" {
 		t.Fatalf("token after the retried saves: %v, %v", got, err)
 	}
-	if stray := e.newerThanCurrent(t, id); len(stray) != 0 {
-		t.Errorf("stray versions newer than current: %v", stray)
-	}
-	if live := e.live(t, id); live != 2 {
-		t.Errorf("%d billed versions, want 2", live)
-	}
+	e.wantVersions(t, id, 2)
 }
 
 // TestExhaustedRetriesDestroyTheVersion: when RESOURCE_EXHAUSTED outlasts
@@ -150,12 +157,7 @@ func TestExhaustedRetriesDestroyTheVersion(t *testing.T) {
 		t.Fatalf("save = %v, want RESOURCE_EXHAUSTED", err)
 	}
 	assertNoSecrets(t, "error", err.Error())
-	if stray := e.newerThanCurrent(t, id); len(stray) != 0 {
-		t.Errorf("stray versions newer than current: %v", stray)
-	}
-	if live := e.live(t, id); live != 1 {
-		t.Errorf("%d billed versions, want 1 (the created one)", live)
-	}
+	e.wantVersions(t, id, 1)
 	if got, err := s.FindTokenByID(ctx, tk.ID); err != nil || got.AccessToken != tk.AccessToken {
 		t.Fatalf("token after the failed save: %v, %v", got, err)
 	}
@@ -271,9 +273,7 @@ func TestCancelDuringMove(t *testing.T) {
 		t.Fatalf("save canceled during the move: %v, want context.Canceled", err)
 	}
 	assertNoSecrets(t, "error", err.Error())
-	if stray := e.newerThanCurrent(t, id); len(stray) != 0 {
-		t.Errorf("stray versions newer than current: %v", stray)
-	}
+	e.wantVersions(t, id, 1)
 	got, err := s.FindTokenByID(context.Background(), tk.ID)
 	if err != nil || got.AccessToken != tk.AccessToken {
 		t.Fatalf("token after the canceled save: %v, %v", got, err)
@@ -314,9 +314,7 @@ func TestAliasNotMoved(t *testing.T) {
 		t.Fatalf("refresh on a server that ignores aliases: %v, want ErrAliasNotMoved", err)
 	}
 	assertNoSecrets(t, "error", err.Error())
-	if stray := e.newerThanCurrent(t, s.SecretID(tk.ID)); len(stray) != 0 {
-		t.Errorf("stray versions: %v", stray)
-	}
+	e.wantVersions(t, s.SecretID(tk.ID), 1)
 	// A new token: its create fails loudly too, and nothing claims it was
 	// saved.
 	nt := tok("never")
@@ -372,12 +370,7 @@ func TestDestroyStaleVersionsDuringWrite(t *testing.T) {
 	if err != nil || got.AccessToken != "access-VALUE-2" {
 		t.Fatalf("token: %v, %v", got, err)
 	}
-	if stray := e.newerThanCurrent(t, id); len(stray) != 0 {
-		t.Errorf("stray versions: %v", stray)
-	}
-	if live := e.live(t, id); live != 2 {
-		t.Errorf("%d billed versions, want 2", live)
-	}
+	e.wantVersions(t, id, 2)
 }
 
 func TestOptionValidation(t *testing.T) {
