@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -91,7 +92,7 @@ func wrapStatus(ctx context.Context, prefix string, err error) error {
 	case codes.DeadlineExceeded:
 		kinds = append(kinds, context.DeadlineExceeded)
 	}
-	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) && (len(kinds) == 0 || kinds[0] != cerr) {
+	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) && !slices.Contains(kinds, any(cerr)) {
 		kinds = append(kinds, cerr)
 	}
 	format := prefix

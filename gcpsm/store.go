@@ -52,8 +52,8 @@ var (
 	// payload does not match the payload. It wraps tokenstore.ErrMalformed.
 	ErrChecksum = fmt.Errorf("%w: payload checksum mismatch", tokenstore.ErrMalformed)
 	// ErrStaleAlias: a read kept finding the current alias at a version
-	// that is DESTROYED or DISABLED (or, for a secret this Store has seen,
-	// missing) for WithStaleReadWait. The alias is eventually consistent,
+	// that is DESTROYED or DISABLED (or older than one this Store has seen
+	// current, itself destroyed since) for WithStaleReadWait. The alias is eventually consistent,
 	// so this is normally a read that lags behind two or more writes made
 	// elsewhere in quick succession; a version disabled by hand gives it
 	// too. It wraps tokenstore.ErrConflict: the document is changing

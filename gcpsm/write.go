@@ -94,7 +94,10 @@ func (b *backend) addVersion(ctx context.Context, name string, expected int64, v
 			Payload: &secretmanagerpb.SecretPayload{Data: value, DataCrc32C: &crc},
 		}, b.retryUnavailable(rec))
 		if th.wait(ctx, err) {
-			if now, ok := b.peek(ctx, name); ok && expected > 0 && now.current() > expected {
+			if expected == 0 {
+				continue // a creation: the move decides
+			}
+			if now, ok := b.peek(ctx, name); ok && now.current() > expected {
 				return 0, fmt.Errorf("gcpsm: add version to %s: %w: version %d became current while the write was throttled", b.secretID(name), casstore.ErrVersionMismatch, now.current())
 			}
 			continue
