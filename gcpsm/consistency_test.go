@@ -84,7 +84,7 @@ func (le *laggingEnv) billed(t *testing.T, id string) []int64 {
 // until the alias catches up instead of failing, and B's own refresh
 // succeeds from the current version.
 func TestStaleAliasAfterAnotherWriter(t *testing.T) {
-	le := newLaggingEnv(t, 5*time.Second, 250*time.Millisecond)
+	le := newLaggingEnv(t, 5*time.Second, time.Second)
 	ctx := context.Background()
 	a, b, otherRec := le.twoStores(t)
 	tk := tok("stale")
@@ -182,7 +182,7 @@ func TestReadYourWritesUnderLag(t *testing.T) {
 // Two stores saving through one lagging emulator: every acknowledged
 // refresh is kept, no version is left billed beyond current and previous.
 func TestConcurrentWritersUnderLag(t *testing.T) {
-	le := newLaggingEnv(t, 2*time.Second, 50*time.Millisecond)
+	le := newLaggingEnv(t, 2*time.Second, 200*time.Millisecond)
 	le.moving.Store(true)
 	ctx := context.Background()
 	a, b, _ := le.twoStores(t)
@@ -238,7 +238,7 @@ func TestConformanceUnderLag(t *testing.T) {
 // a second record: its index write is conditional on the real etag, so
 // it fails, and the retry finds A's token and updates it.
 func TestNoDuplicateUnderLag(t *testing.T) {
-	le := newLaggingEnv(t, 5*time.Second, 100*time.Millisecond)
+	le := newLaggingEnv(t, 5*time.Second, 250*time.Millisecond)
 	ctx := context.Background()
 	a, b, _ := le.twoStores(t)
 	if err := a.SaveToken(ctx, tok("first")); err != nil { // the index exists
