@@ -6,16 +6,16 @@ import (
 	"fmt"
 	"hash/crc32"
 	"log/slog"
-	"maps"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	secretmanager "cloud.google.com/go/secretmanager/apiv1"
 	"cloud.google.com/go/secretmanager/apiv1/secretmanagerpb"
 	"google.golang.org/api/iterator"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	"github.com/cloudtokens/cloudtokens/tokenstore"
 	"github.com/cloudtokens/cloudtokens/tokenstore/casstore"
@@ -26,20 +26,26 @@ import (
 // that the secret's CurrentAlias names, and its casstore version is that
 // version's number.
 //
-// Invariant: once UpdateSecret has moved the alias of a secret to version
-// n, no version below n can ever become current again. A writer reads the
-// secret (and its etag) before it adds its version, so a writer whose
-// version is below n read the secret before the move to n, and its
-// UpdateSecret fails on the stale etag. Versions below the current one are
-// therefore dead, and destroying them is always safe.
+// Invariant: once UpdateSecret has moved the current alias of a secret to
+// version n, no version below n can ever become current again. A writer
+// reads the secret's etag (or remembers it) before it adds its version,
+// and moves the alias under that etag only, so a writer whose version is
+// below n holds an etag from before the move to n, and its UpdateSecret
+// fails. A writer never moves the alias to its version under an etag it
+// learned after adding the version. Versions below the current one are
+// therefore dead; the one the previous alias names is kept for readers
+// that lag one write behind, and the rest may be destroyed.
 type backend struct {
-	client      *secretmanager.Client
-	parent      string // "projects/<project>"
-	prefix      string
-	labels      map[string]string
-	replication *secretmanagerpb.Replication
-	readWorkers int
-	logger      *slog.Logger
+	client        *secretmanager.Client
+	parent        string // "projects/<project>"
+	prefix        string
+	labels        map[string]string
+	replication   *secretmanagerpb.Replication
+	readWorkers   int
+	logger        *slog.Logger
+	retries       int
+	staleReadWait time.Duration
+	mem           *memory
 }
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
@@ -63,41 +69,140 @@ func versionNumber(name string) (int64, bool) {
 	return n, err == nil && n > 0
 }
 
-// wrap maps a Secret Manager error onto the sentinels the engine expects,
-// keeping the cause: NOT_FOUND is tokenstore.ErrNotFound, ALREADY_EXISTS is
-// casstore.ErrExists; every other code (PERMISSION_DENIED included) keeps
-// only the gRPC status, which errors.As and status.Code still find.
-func (b *backend) wrap(op, name string, err error) error {
-	id := b.secretID(name)
-	switch status.Code(err) {
-	case codes.NotFound:
-		return fmt.Errorf("gcpsm: %s %s: %w: %w", op, id, tokenstore.ErrNotFound, err)
-	case codes.AlreadyExists:
-		return fmt.Errorf("gcpsm: %s %s: %w: %w", op, id, casstore.ErrExists, err)
-	}
-	return fmt.Errorf("gcpsm: %s %s: %w", op, id, err)
+// wrap maps a Secret Manager error onto the sentinels the engine and
+// callers expect, keeping the cause: NOT_FOUND is tokenstore.ErrNotFound,
+// ALREADY_EXISTS is casstore.ErrExists, CANCELLED and DEADLINE_EXCEEDED
+// are context.Canceled and context.DeadlineExceeded, and so is any error
+// of a call whose context has ended. Every other code (PERMISSION_DENIED
+// included) keeps only the gRPC status, which errors.As and status.Code
+// still find.
+func (b *backend) wrap(ctx context.Context, op, name string, err error) error {
+	return wrapStatus(ctx, fmt.Sprintf("gcpsm: %s %s", op, b.secretID(name)), err)
 }
 
-// Read accesses the version the current alias names: 1 call.
+func wrapStatus(ctx context.Context, prefix string, err error) error {
+	var kinds []any
+	switch status.Code(err) {
+	case codes.NotFound:
+		kinds = append(kinds, tokenstore.ErrNotFound)
+	case codes.AlreadyExists:
+		kinds = append(kinds, casstore.ErrExists)
+	case codes.Canceled:
+		kinds = append(kinds, context.Canceled)
+	case codes.DeadlineExceeded:
+		kinds = append(kinds, context.DeadlineExceeded)
+	}
+	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) && !slices.Contains(kinds, any(cerr)) {
+		kinds = append(kinds, cerr)
+	}
+	format := prefix
+	for range kinds {
+		format += ": %w"
+	}
+	return fmt.Errorf(format+": %w", append(kinds, err)...)
+}
+
+// Read accesses the version the current alias names: 1 call (2 for a
+// missing document).
+//
+// The alias is eventually consistent: right after a write, a read may
+// resolve it to the version it named before, which a later write may
+// already have destroyed (FAILED_PRECONDITION), or, right after a
+// create, not at all (NOT_FOUND). So:
+//   - Read never returns a version older than the newest this Store has
+//     seen current: it reads that one by number, which is strongly
+//     consistent (1 more call);
+//   - a NOT_FOUND alias is checked by accessing version 1 by number (1
+//     more call): if the secret has no version it is missing; if it has,
+//     the alias lags, or the creation never finished;
+//   - a read that finds a destroyed or disabled version, or a lagging
+//     NOT_FOUND, is retried with backoff within WithStaleReadWait; then
+//     it fails with ErrStaleAlias, or ErrNotFound for a secret whose
+//     alias was never set (an unfinished creation).
 func (b *backend) Read(ctx context.Context, name string) (casstore.Object, error) {
-	resp, err := b.client.AccessSecretVersion(ctx, &secretmanagerpb.AccessSecretVersionRequest{
-		Name: b.secretName(name) + "/versions/" + CurrentAlias,
-	})
+	secretName := b.secretName(name)
+	var wait *staleWait
+	hasVersions := false // the secret exists: a NOT_FOUND alias lags, or its creation never finished
+	for {
+		obj, v, err := b.access(ctx, name, secretName+"/versions/"+CurrentAlias)
+		floor := b.mem.get(secretName).floor
+		code := status.Code(err)
+		switch {
+		case err == nil && v >= floor:
+			b.mem.sawCurrent(secretName, v)
+			return obj, nil
+		case err == nil:
+			// A lagging alias: read the newest version seen, below.
+		case code == codes.NotFound && floor == 0 && !hasVersions:
+			// Missing, or created so recently that the alias lags: ask
+			// for version 1 by number, which is strongly consistent.
+			_, _, perr := b.access(ctx, name, versionName(secretName, 1))
+			switch status.Code(perr) {
+			case codes.NotFound:
+				return casstore.Object{}, b.wrap(ctx, "access", name, err)
+			case codes.OK, codes.FailedPrecondition:
+				hasVersions = true
+			default:
+				return casstore.Object{}, b.wrap(ctx, "access", name, perr)
+			}
+		case code == codes.NotFound, code == codes.FailedPrecondition:
+			// A lagging alias, or a deleted secret, or a version
+			// disabled out of band.
+		default:
+			return casstore.Object{}, b.wrap(ctx, "access", name, err)
+		}
+		if floor > 0 {
+			fobj, _, ferr := b.access(ctx, name, versionName(secretName, floor))
+			switch status.Code(ferr) {
+			case codes.OK:
+				return fobj, nil
+			case codes.NotFound:
+				// Deleted (and perhaps created again): start over
+				// without the memory.
+				b.mem.forget(secretName)
+				continue
+			case codes.FailedPrecondition:
+				// Destroyed: a newer version is current.
+			default:
+				return casstore.Object{}, b.wrap(ctx, "access", name, ferr)
+			}
+		}
+		if err == nil {
+			err = status.Errorf(codes.FailedPrecondition, "the current alias names version %d, older than version %d seen before", v, floor)
+		}
+		if wait == nil {
+			wait = b.newStaleWait()
+		}
+		if !wait.next(ctx) {
+			if ctx.Err() != nil || status.Code(err) == codes.NotFound {
+				// A secret whose alias was never set reads as missing
+				// (an unfinished creation, which the next Create takes
+				// over).
+				return casstore.Object{}, b.wrap(ctx, "access", name, err)
+			}
+			return casstore.Object{}, fmt.Errorf("gcpsm: access %s: %w (retried for %v): %w", b.secretID(name), ErrStaleAlias, b.staleReadWait, err)
+		}
+	}
+}
+
+// access reads one version (a number or an alias) and checks its checksum.
+func (b *backend) access(ctx context.Context, name, version string) (casstore.Object, int64, error) {
+	resp, err := b.client.AccessSecretVersion(ctx, &secretmanagerpb.AccessSecretVersionRequest{Name: version})
 	if err != nil {
-		return casstore.Object{}, b.wrap("access", name, err)
+		return casstore.Object{}, 0, err
 	}
 	v, ok := versionNumber(resp.GetName())
 	if !ok {
 		// Without the resolved number the version cannot serve a
 		// compare-and-swap; reading it again by number could pair the
 		// payload with a later version.
-		return casstore.Object{}, fmt.Errorf("gcpsm: access %s: the service returned version %q, not a version number", b.secretID(name), resp.GetName())
+		return casstore.Object{}, 0, fmt.Errorf("gcpsm: access %s: the service returned version %q, not a version number", b.secretID(name), resp.GetName())
 	}
 	data := resp.GetPayload().GetData()
 	if c := resp.GetPayload().DataCrc32C; c != nil && *c != checksum(data) {
-		return casstore.Object{}, fmt.Errorf("gcpsm: access %s version %d: %w", b.secretID(name), v, ErrChecksum)
+		return casstore.Object{}, 0, fmt.Errorf("gcpsm: access %s version %d: %w", b.secretID(name), v, ErrChecksum)
 	}
-	return casstore.Object{Value: data, Version: strconv.FormatInt(v, 10)}, nil
+	return casstore.Object{Value: data, Version: strconv.FormatInt(v, 10)}, v, nil
 }
 
 // ReadMany reads each document with its own access call, at most
@@ -134,201 +239,136 @@ func (b *backend) Create(ctx context.Context, name string, value []byte) (string
 			Replication: b.replication,
 			Labels:      b.labels,
 		},
-	})
+	}, b.retry(nil))
 	if status.Code(err) == codes.AlreadyExists {
-		existing, gerr := b.client.GetSecret(ctx, &secretmanagerpb.GetSecretRequest{Name: secretName})
+		existing, gerr := b.client.GetSecret(ctx, &secretmanagerpb.GetSecretRequest{Name: secretName}, b.retry(nil))
 		if gerr != nil {
 			if status.Code(gerr) == codes.NotFound {
-				// Deleted in between: let the engine try again.
-				return "", b.wrap("create", name, err)
+				// Deleted in between (or a lagging read): let the
+				// engine try again.
+				return "", b.wrap(ctx, "create", name, err)
 			}
-			return "", b.wrap("create (get)", name, gerr)
+			return "", b.wrap(ctx, "create (get)", name, gerr)
 		}
 		if _, ok := existing.GetVersionAliases()[CurrentAlias]; ok {
-			return "", b.wrap("create", name, err)
+			b.mem.saw(secretName, snapshotOf(existing))
+			return "", b.wrap(ctx, "create", name, err)
 		}
 		sec = existing // an unfinished creation: take it over
 	} else if err != nil {
-		return "", b.wrap("create", name, err)
+		return "", b.wrap(ctx, "create", name, err)
 	}
-	v, err := b.commitVersion(ctx, name, secretName, sec, value, "create", "lost a create race", func(err error) error {
-		return fmt.Errorf("gcpsm: create %s: %w (another writer finished first): %w", b.secretID(name), casstore.ErrExists, err)
-	})
+	v, err := b.write(ctx, name, 0, snapshotOf(sec), value)
+	if errors.Is(err, casstore.ErrVersionMismatch) {
+		return "", fmt.Errorf("gcpsm: create %s: %w (another writer finished first): %w", b.secretID(name), casstore.ErrExists, err)
+	}
 	if err != nil {
 		return "", err
 	}
 	return strconv.FormatInt(v, 10), nil
 }
 
-// Update is a compare-and-swap: it reads the secret's etag and alias,
-// adds a version and moves the alias under that etag, then destroys the
-// version it replaced: 4 calls. A race lost before adding (another alias)
-// costs 1 call; one lost at the move (another etag) costs 5: the failed
-// move is confirmed with GetSecret (see moveOutcome) and the added version
-// destroyed. Both give casstore.ErrVersionMismatch.
+// Update is a compare-and-swap from version. When this Store remembers
+// the secret's etag with the current alias at version (it wrote or read
+// the secret last), it costs 3 calls: AddSecretVersion, UpdateSecret
+// (current → the new version, previous → version, under the etag) and
+// DestroySecretVersion of the version the previous alias named before.
+// Otherwise GetSecret comes first: 4 calls. A version older than one this
+// Store has seen current fails at once, with no call. See write for what
+// a failed UpdateSecret costs.
 func (b *backend) Update(ctx context.Context, name string, value []byte, version string) (string, error) {
 	if err := checkSize(name, value); err != nil {
 		return "", err
 	}
 	expected, err := strconv.ParseInt(version, 10, 64)
-	if err != nil {
+	if err != nil || expected < 1 {
 		return "", fmt.Errorf("gcpsm: update %s: %w: %q is not a version of this store", b.secretID(name), casstore.ErrVersionMismatch, version)
 	}
 	secretName := b.secretName(name)
-	sec, err := b.client.GetSecret(ctx, &secretmanagerpb.GetSecretRequest{Name: secretName})
-	if err != nil {
-		return "", b.wrap("update (get)", name, err)
+	m := b.mem.get(secretName)
+	if m.floor > expected {
+		return "", fmt.Errorf("gcpsm: update %s: %w: version %d has been current since version %d", b.secretID(name), casstore.ErrVersionMismatch, m.floor, expected)
 	}
-	cur, ok := sec.GetVersionAliases()[CurrentAlias]
-	if !ok {
-		return "", fmt.Errorf("gcpsm: update %s: %w: the secret has no %q version", b.secretID(name), tokenstore.ErrNotFound, CurrentAlias)
+	snap := m.snap
+	if snap.etag == "" || snap.current() != expected || m.contended {
+		if snap, err = b.readSnapshot(ctx, name, expected, m); err != nil {
+			return "", err
+		}
 	}
-	if cur != expected {
-		return "", fmt.Errorf("gcpsm: update %s: %w: current version is %d, not %d", b.secretID(name), casstore.ErrVersionMismatch, cur, expected)
-	}
-	v, err := b.commitVersion(ctx, name, secretName, sec, value, "update", "lost a compare-and-swap", func(err error) error {
-		return fmt.Errorf("gcpsm: update %s: %w: %w", b.secretID(name), casstore.ErrVersionMismatch, err)
-	})
+	v, err := b.write(ctx, name, expected, snap, value)
 	if err != nil {
 		return "", err
 	}
-	b.destroy(ctx, name, secretName, expected, "superseded")
 	return strconv.FormatInt(v, 10), nil
 }
 
-// commitVersion adds value as a new version and moves the current alias to
-// it under sec's etag. When the move was refused because another writer
-// got there first, it destroys the added version (noting why) and returns
-// lost(err); an ambiguous failure is returned wrapped as "<op> (set alias)".
-func (b *backend) commitVersion(ctx context.Context, name, secretName string, sec *secretmanagerpb.Secret, value []byte, op, why string, lost func(error) error) (int64, error) {
-	v, err := b.addVersion(ctx, secretName, name, value)
-	if err != nil {
-		return 0, err
-	}
-	if err := b.moveAlias(ctx, sec, secretName, v); err != nil {
-		switch b.moveOutcome(ctx, name, secretName, sec, v, err) {
-		case moveApplied:
-		case moveLost:
-			b.destroy(ctx, name, secretName, v, why)
-			return 0, lost(err)
+// readSnapshot reads the secret's etag and aliases for a write from
+// version expected. GetSecret is eventually consistent: an answer whose
+// current alias is older than expected (or missing, or a NOT_FOUND while
+// version expected exists) lags, since expected was read as current; it
+// is read again within WithStaleReadWait, then the write fails with
+// casstore.ErrVersionMismatch and the engine starts over from a fresh
+// read.
+func (b *backend) readSnapshot(ctx context.Context, name string, expected int64, m secretMemory) (snapshot, error) {
+	secretName := b.secretName(name)
+	var wait *staleWait
+	probed := false
+	for {
+		var cur int64
+		sec, err := b.client.GetSecret(ctx, &secretmanagerpb.GetSecretRequest{Name: secretName}, b.retry(nil))
+		switch {
+		case status.Code(err) == codes.NotFound && !probed:
+			// Deleted, or created so recently that GetSecret lags:
+			// access by number is strongly consistent.
+			_, _, perr := b.access(ctx, name, versionName(secretName, expected))
+			if status.Code(perr) == codes.NotFound {
+				return snapshot{}, b.wrap(ctx, "update (get)", name, err)
+			}
+			probed = true
+		case status.Code(err) == codes.NotFound:
+		case err != nil:
+			return snapshot{}, b.wrap(ctx, "update (get)", name, err)
 		default:
-			return 0, b.wrap(op+" (set alias)", name, err)
+			snap := snapshotOf(sec)
+			b.mem.saw(secretName, snap)
+			if m.contended && snap.etag == m.snap.etag {
+				// The remembered etag was right: trust it again.
+				b.mem.setContended(secretName, false)
+			}
+			cur = snap.current()
+			switch {
+			case cur == expected:
+				return snap, nil
+			case cur > expected:
+				return snapshot{}, fmt.Errorf("gcpsm: update %s: %w: current version is %d, not %d", b.secretID(name), casstore.ErrVersionMismatch, cur, expected)
+			}
+		}
+		if wait == nil {
+			wait = b.newStaleWait()
+		}
+		if !wait.next(ctx) {
+			if err := ctx.Err(); err != nil {
+				return snapshot{}, fmt.Errorf("gcpsm: update %s: %w", b.secretID(name), err)
+			}
+			return snapshot{}, fmt.Errorf("gcpsm: update %s: %w: GetSecret still shows version %d current, not %d", b.secretID(name), casstore.ErrVersionMismatch, cur, expected)
 		}
 	}
-	return v, nil
-}
-
-func (b *backend) addVersion(ctx context.Context, secretName, name string, value []byte) (int64, error) {
-	crc := checksum(value)
-	ver, err := b.client.AddSecretVersion(ctx, &secretmanagerpb.AddSecretVersionRequest{
-		Parent:  secretName,
-		Payload: &secretmanagerpb.SecretPayload{Data: value, DataCrc32C: &crc},
-	})
-	if err != nil {
-		return 0, b.wrap("add version to", name, err)
-	}
-	v, ok := versionNumber(ver.GetName())
-	if !ok {
-		return 0, fmt.Errorf("gcpsm: add version to %s: the service returned version %q, not a version number", b.secretID(name), ver.GetName())
-	}
-	return v, nil
-}
-
-type moveResult int
-
-const (
-	moveUnknown moveResult = iota // may still apply: keep the version
-	moveApplied                   // the alias names our version after all
-	moveLost                      // can never apply: the version is dead
-)
-
-// moveOutcome finds out what a failed moveAlias did, with one GetSecret.
-// The error alone does not tell: a timeout may hide a move that happened,
-// and a client configured to retry UpdateSecret may report the etag
-// mismatch of a retry whose first attempt succeeded. Destroying the
-// version in either case would destroy the current document, so:
-//   - the alias names v: the move happened;
-//   - the etag differs from the one the move carried: the move failed
-//     and can never happen (etags are never reused), so v is dead;
-//   - the etag is unchanged: after a definitive rejection v is dead,
-//     otherwise (a timeout, a cancellation) the move may still be in
-//     flight and v must stay.
-//
-// A deleted secret took v with it.
-func (b *backend) moveOutcome(ctx context.Context, name, secretName string, before *secretmanagerpb.Secret, v int64, moveErr error) moveResult {
-	if status.Code(moveErr) == codes.NotFound {
-		return moveUnknown
-	}
-	now, err := b.client.GetSecret(context.WithoutCancel(ctx), &secretmanagerpb.GetSecretRequest{Name: secretName})
-	if err != nil {
-		if status.Code(err) != codes.NotFound {
-			b.logger.WarnContext(ctx, "cloudtokens: could not tell whether a version alias moved; the new version is kept",
-				"secret", b.secretID(name), "version", v, "error", err)
-		}
-		return moveUnknown
-	}
-	switch cur, ok := now.GetVersionAliases()[CurrentAlias]; {
-	case ok && cur == v:
-		return moveApplied
-	case now.GetEtag() != before.GetEtag():
-		return moveLost
-	}
-	switch status.Code(moveErr) {
-	case codes.FailedPrecondition, codes.Aborted, codes.InvalidArgument:
-		return moveLost
-	}
-	return moveUnknown
-}
-
-// moveAlias points the current alias of sec at version v, under sec's
-// etag. Other aliases are kept.
-func (b *backend) moveAlias(ctx context.Context, sec *secretmanagerpb.Secret, secretName string, v int64) error {
-	aliases := maps.Clone(sec.GetVersionAliases())
-	if aliases == nil {
-		aliases = map[string]int64{}
-	}
-	aliases[CurrentAlias] = v
-	_, err := b.client.UpdateSecret(ctx, &secretmanagerpb.UpdateSecretRequest{
-		Secret: &secretmanagerpb.Secret{
-			Name:           secretName,
-			Etag:           sec.GetEtag(),
-			VersionAliases: aliases,
-		},
-		UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"version_aliases"}},
-	})
-	return err
-}
-
-// destroy destroys version v of a secret, best effort: a failure leaves a
-// billed but dead version behind (see Store.DestroyStaleVersions) and is
-// logged. It runs even when ctx is cancelled.
-func (b *backend) destroy(ctx context.Context, name, secretName string, v int64, why string) {
-	ctx = context.WithoutCancel(ctx)
-	_, err := b.client.DestroySecretVersion(ctx, &secretmanagerpb.DestroySecretVersionRequest{
-		Name: versionName(secretName, v),
-	})
-	switch status.Code(err) {
-	case codes.OK, codes.NotFound:
-		return // destroyed, or gone with its secret
-	case codes.FailedPrecondition:
-		return // already destroyed
-	}
-	b.logger.WarnContext(ctx, "cloudtokens: could not destroy a dead secret version; it stays billed until DestroyStaleVersions",
-		"secret", b.secretID(name), "version", v, "reason", why, "error", err)
 }
 
 // Delete deletes the secret with all its versions: 1 call.
 func (b *backend) Delete(ctx context.Context, name string) error {
-	err := b.client.DeleteSecret(ctx, &secretmanagerpb.DeleteSecretRequest{Name: b.secretName(name)})
+	secretName := b.secretName(name)
+	err := b.client.DeleteSecret(ctx, &secretmanagerpb.DeleteSecretRequest{Name: secretName}, b.retry(nil))
+	b.mem.forget(secretName)
 	if err != nil {
-		return b.wrap("delete", name, err)
+		return b.wrap(ctx, "delete", name, err)
 	}
 	return nil
 }
 
 // List returns the document names of the store's secrets that have a
 // current version: ListSecrets filtered on PrefixLabel, one call per page
-// of 250 secrets.
+// of 250 secrets. The list is eventually consistent.
 func (b *backend) List(ctx context.Context) ([]string, error) {
 	var names []string
 	err := b.listSecrets(ctx, func(sec *secretmanagerpb.Secret, name string) error {
@@ -347,14 +387,14 @@ func (b *backend) listSecrets(ctx context.Context, fn func(sec *secretmanagerpb.
 		Parent:   b.parent,
 		PageSize: 250,
 		Filter:   "labels." + PrefixLabel + "=\"" + b.labels[PrefixLabel] + "\"",
-	})
+	}, b.retry(nil))
 	for {
 		sec, err := it.Next()
 		if errors.Is(err, iterator.Done) {
 			return nil
 		}
 		if err != nil {
-			return fmt.Errorf("gcpsm: list secrets labelled %s=%s: %w", PrefixLabel, b.labels[PrefixLabel], err)
+			return wrapStatus(ctx, fmt.Sprintf("gcpsm: list secrets labelled %s=%s", PrefixLabel, b.labels[PrefixLabel]), err)
 		}
 		id := sec.GetName()[strings.LastIndexByte(sec.GetName(), '/')+1:]
 		name, ok := strings.CutPrefix(id, b.prefix+"_")

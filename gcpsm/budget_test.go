@@ -27,8 +27,15 @@ const (
 	list    = "ListSecrets"
 )
 
-// casUpdate is the cost of one compare-and-swap Update of a document.
-func casUpdate() want { return want{get: 1, add: 1, update: 1, destroy: 1} }
+// The cost of one compare-and-swap Update of a document (see
+// backend.Update): known is a write by the store that wrote (or read the
+// etag of) the secret last, steady state: AddSecretVersion, UpdateSecret
+// (current and previous aliases) and DestroySecretVersion of the version
+// previous named before. cold reads the etag first. A secret's first
+// update has no version to destroy yet.
+func known() want      { return want{add: 1, update: 1, destroy: 1} }
+func cold() want       { return plus(want{get: 1}, known()) }
+func firstKnown() want { return want{add: 1, update: 1} }
 
 func plus(ws ...want) want {
 	out := want{}
@@ -48,14 +55,6 @@ func countsOf(calls []call) want {
 	return out
 }
 
-func total(w want) int {
-	n := 0
-	for _, v := range w {
-		n += v
-	}
-	return n
-}
-
 // TestCallBudgets measures every operation at the transport and asserts
 // its exact cost; the README table is this test's log (go test -v -run
 // TestCallBudgets).
@@ -66,7 +65,9 @@ func TestCallBudgets(t *testing.T) {
 	s := e.store(t, prefix)
 
 	var table []string
-	run := func(op string, fn func() error) []call {
+	// measure asserts the exact cost of an operation (one index shard, the
+	// default, so every key of a token routes to it).
+	measure := func(op string, expect want, fn func() error) []call {
 		t.Helper()
 		e.rec.take()
 		if err := fn(); err != nil {
@@ -74,13 +75,6 @@ func TestCallBudgets(t *testing.T) {
 		}
 		calls := e.rec.take()
 		table = append(table, fmt.Sprintf("| %s | %d | %s |", op, len(calls), summary(calls)))
-		return calls
-	}
-	// measure asserts the exact cost of an operation (one index shard, the
-	// default, so every key of a token routes to it).
-	measure := func(op string, expect want, fn func() error) []call {
-		t.Helper()
-		calls := run(op, fn)
 		if got := countsOf(calls); !maps.Equal(got, expect) {
 			t.Errorf("%s: calls = {%s}, want exactly %v", op, summary(calls), expect)
 		}
@@ -90,14 +84,17 @@ func TestCallBudgets(t *testing.T) {
 	// version, and the current alias.
 	createDoc := want{create: 1, add: 1, update: 1}
 
-	alice, bob := tok("alice"), tok("bob")
+	alice, bob, carol := tok("alice"), tok("bob"), tok("carol")
 	// An insert: a lookup (the index shard), the token secret, then one
 	// write of the shard it read, without reading it again.
+	// The index is missing: its alias read and the check of version 1.
 	measure("SaveToken new, first token of the store (creates the index secret)",
-		plus(want{access: 1}, createDoc, createDoc),
+		plus(want{access: 2}, createDoc, createDoc),
 		func() error { return s.SaveToken(ctx, alice) })
-	measure("SaveToken new", plus(want{access: 1}, createDoc, casUpdate()),
+	measure("SaveToken new, the index's first update (no version to destroy yet)", plus(want{access: 1}, createDoc, firstKnown()),
 		func() error { return s.SaveToken(ctx, bob) })
+	measure("SaveToken new (the store wrote the index last)", plus(want{access: 1}, createDoc, known()),
+		func() error { return s.SaveToken(ctx, carol) })
 
 	calls := measure("FindTokenByID", want{access: 1}, func() error {
 		_, err := s.FindTokenByID(ctx, alice.ID)
@@ -106,6 +103,12 @@ func TestCallBudgets(t *testing.T) {
 	if calls[0].Resource != secretPath(s.SecretID(alice.ID))+"/versions/"+gcpsm.CurrentAlias {
 		t.Errorf("FindTokenByID accessed %s", calls[0].Resource)
 	}
+	measure("FindTokenByID of a missing token", want{access: 2}, func() error {
+		if _, err := s.FindTokenByID(ctx, "missing"); !errors.Is(err, tokenstore.ErrNotFound) {
+			return fmt.Errorf("FindTokenByID(missing) = %v", err)
+		}
+		return nil
+	})
 	queries := []struct {
 		op string
 		q  *tokenstore.Token
@@ -123,9 +126,58 @@ func TestCallBudgets(t *testing.T) {
 			return err
 		})
 	}
-	measure("FindToken by access token (scan: index + every token)", want{access: 3}, func() error {
+	measure("FindToken by access token (scan: index + every token)", want{access: 4}, func() error {
 		_, err := s.FindToken(ctx, &tokenstore.Token{AccessToken: bob.AccessToken})
 		return err
+	})
+
+	// A refresh writes the token's own secret and nothing else. The store
+	// wrote alice (the insert), so it knows the version to swap from and
+	// the secret's etag: no read at all.
+	refresh := func(n int) *tokenstore.Token {
+		return &tokenstore.Token{ID: alice.ID, AccessToken: fmt.Sprintf("access-VALUE-%d", n), Expiry: time.Now().Add(2 * time.Hour)}
+	}
+	measure("SaveToken refresh by ID, the token's first refresh (no version to destroy yet)", firstKnown(),
+		func() error { return s.SaveToken(ctx, refresh(1)) })
+	calls = measure("SaveToken refresh by ID, by the store that wrote the token last (steady state)", known(),
+		func() error { return s.SaveToken(ctx, refresh(2)) })
+	own := secretPath(s.SecretID(alice.ID))
+	for _, c := range calls {
+		if !strings.HasPrefix(c.Resource, own) {
+			t.Errorf("refresh touched %s (%s), want only %s", c.Resource, c.Method, own)
+		}
+	}
+	// A store that has not seen the token (another process) reads the
+	// token and the secret's etag first.
+	measure("SaveToken refresh by ID, from a store that has not read the token", plus(want{access: 1}, cold()),
+		func() error { return e.store(t, prefix).SaveToken(ctx, refresh(3)) })
+	// s's etag is now outdated: the lookup reads the new version, so the
+	// write reads the etag first.
+	measure("SaveToken refresh by user name (no ID), after another process wrote the token", plus(want{access: 2}, cold()), func() error {
+		return s.SaveToken(ctx, &tokenstore.Token{UserName: "alice", AccessToken: "access-VALUE-newer"})
+	})
+	// Claim the new key (read + write the shard), swap the token, release
+	// the old key (a write from the version the claim left).
+	measure("SaveToken rotating the refresh token (index changes)",
+		plus(want{access: 1}, known(), known(), known()), func() error {
+			return s.SaveToken(ctx, &tokenstore.Token{ID: alice.ID, RefreshToken: "refresh-VALUE-rotated"})
+		})
+	measure("Tokens (3 tokens)", want{access: 4}, func() error {
+		all, err := s.Tokens(ctx)
+		if err == nil && len(all) != 3 {
+			err = fmt.Errorf("%d tokens", len(all))
+		}
+		return err
+	})
+	measure("AcquireLease (the store wrote the token last)", known(), func() error {
+		ok, err := s.AcquireLease(ctx, alice.ID, "holder-1", time.Minute)
+		if err == nil && !ok {
+			err = errors.New("lease not acquired")
+		}
+		return err
+	})
+	measure("ReleaseLease", plus(want{access: 1}, known()), func() error {
+		return s.ReleaseLease(ctx, alice.ID, "holder-1")
 	})
 
 	// A warm, verified index cache answers from memory and reads the token.
@@ -142,70 +194,67 @@ func TestCallBudgets(t *testing.T) {
 		_, err := cached.FindToken(ctx, &tokenstore.Token{ClientID: "client-1", ClientSecret: "x", RefreshToken: bob.RefreshToken})
 		return err
 	})
-
 	// With the cache the lookup still reads the shard (a miss is never
-	// trusted), and the index write starts from that read.
-	measure("SaveToken new, cache enabled", plus(want{access: 1}, createDoc, casUpdate()),
-		func() error { return cached.SaveToken(ctx, tok("carol")) })
+	// trusted), and the index write starts from that read; this store
+	// has not written the index, so it reads the etag.
+	measure("SaveToken new, by a store that has not written the index", plus(want{access: 1}, createDoc, cold()),
+		func() error { return cached.SaveToken(ctx, tok("dave")) })
 
-	// A refresh writes the token's own secret and nothing else. The store
-	// has read alice (FindTokenByID above), so it knows the version to
-	// swap from: the write alone.
-	refresh := &tokenstore.Token{ID: alice.ID, AccessToken: "access-VALUE-new", Expiry: time.Now().Add(2 * time.Hour)}
-	calls = measure("SaveToken refresh (new access token and expiry, by ID) of a token the store has read", casUpdate(),
-		func() error { return s.SaveToken(ctx, refresh) })
-	own := secretPath(s.SecretID(alice.ID))
-	for _, c := range calls {
-		if !strings.HasPrefix(c.Resource, own) {
-			t.Errorf("refresh touched %s (%s), want only %s", c.Resource, c.Method, own)
-		}
-	}
-	// A store that has not seen the token (another process) reads it first.
-	refresh = &tokenstore.Token{ID: alice.ID, AccessToken: "access-VALUE-new2", Expiry: time.Now().Add(2 * time.Hour)}
-	measure("SaveToken refresh by ID, from a store that has not read the token", plus(want{access: 1}, casUpdate()),
-		func() error { return e.store(t, prefix).SaveToken(ctx, refresh) })
-	measure("SaveToken refresh by user name (no ID)", plus(want{access: 2}, casUpdate()), func() error {
-		return s.SaveToken(ctx, &tokenstore.Token{UserName: "alice", AccessToken: "access-VALUE-newer"})
-	})
-	// Claim the new key (read + write the shard), swap the token, release
-	// the old key (a write from the version the claim left).
-	measure("SaveToken rotating the refresh token (index changes)",
-		plus(want{access: 1}, casUpdate(), casUpdate(), casUpdate()), func() error {
-			return s.SaveToken(ctx, &tokenstore.Token{ID: alice.ID, RefreshToken: "refresh-VALUE-rotated"})
-		})
-	measure("Tokens (3 tokens)", want{access: 4}, func() error {
-		all, err := s.Tokens(ctx)
-		if err == nil && len(all) != 3 {
-			err = fmt.Errorf("%d tokens", len(all))
-		}
-		return err
-	})
-	// The store wrote bob (the insert) and remembers the version.
-	measure("AcquireLease", casUpdate(), func() error {
-		ok, err := s.AcquireLease(ctx, bob.ID, "holder-1", time.Minute)
-		if err == nil && !ok {
-			err = errors.New("lease not acquired")
-		}
-		return err
-	})
-	measure("ReleaseLease", plus(want{access: 1}, casUpdate()), func() error {
-		return s.ReleaseLease(ctx, bob.ID, "holder-1")
-	})
-	measure("Check (3 tokens)", want{list: 1, access: 4}, func() error {
+	measure("Check (4 tokens)", want{list: 1, access: 5}, func() error {
 		r, err := s.Check(ctx)
-		if err == nil && (!r.OK() || r.Tokens != 3) {
+		if err == nil && (!r.OK() || r.Tokens != 4) {
 			err = fmt.Errorf("check: %v", r)
 		}
 		return err
 	})
-	measure("DeleteToken", plus(want{access: 2, del: 1}, casUpdate()), func() error {
+	measure("DeleteToken (another store wrote the index last)", plus(want{access: 2, del: 1}, cold()), func() error {
 		return s.DeleteToken(ctx, bob.ID)
 	})
-	measure("DeleteTokens (2 tokens)", plus(want{access: 1, del: 2}, casUpdate()), func() error {
+	measure("DeleteTokens (3 tokens)", plus(want{access: 1, del: 3}, known()), func() error {
 		return s.DeleteTokens(ctx)
 	})
 
 	t.Log("measured calls per operation:\n| Operation | Calls | RPCs |\n|---|---|---|\n" + strings.Join(table, "\n"))
+}
+
+// TestRefreshCostsThreeCalls: every refresh of a token by the store that
+// wrote it last is exactly AddSecretVersion, UpdateSecret and
+// DestroySecretVersion, on the token's own secret (after the first,
+// which has nothing to destroy), and the secret never holds more than 2
+// billed versions.
+func TestRefreshCostsThreeCalls(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	s := e.store(t, newPrefix())
+	tk := tok("erin")
+	if err := s.SaveToken(ctx, tk); err != nil {
+		t.Fatal(err)
+	}
+	id := s.SecretID(tk.ID)
+	for i := range 100 {
+		e.rec.take()
+		if err := s.SaveToken(ctx, &tokenstore.Token{ID: tk.ID, AccessToken: fmt.Sprintf("access-VALUE-%d", i)}); err != nil {
+			t.Fatalf("refresh %d: %v", i, err)
+		}
+		calls := e.rec.take()
+		w := known()
+		if i == 0 {
+			w = firstKnown()
+		}
+		if got := countsOf(calls); !maps.Equal(got, w) {
+			t.Fatalf("refresh %d: calls {%s}, want %v", i, summary(calls), w)
+		}
+		for _, c := range calls {
+			if !strings.Contains(c.Resource, id) {
+				t.Fatalf("refresh %d touched %s", i, c.Resource)
+			}
+		}
+		if i%25 == 0 {
+			if live := e.live(t, id); live > 2 {
+				t.Fatalf("after refresh %d: %d billed versions", i, live)
+			}
+		}
+	}
 }
 
 // TestTokensParallelBounded checks that Tokens reads the token secrets in

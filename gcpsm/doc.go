@@ -1,100 +1,116 @@
 // Package gcpsm stores OAuth tokens in Google Cloud Secret Manager. Its
-// Store implements tokenstore.Store and tokenstore.Leaser with the casstore
-// engine (the lookup rules, document and index formats and concurrency
-// control shared by every cloudtokens adapter), on the official client
-// cloud.google.com/go/secretmanager/apiv1.
+// [Store] implements [tokenstore.Store] and [tokenstore.Leaser] with the
+// [casstore] engine (the lookup rules, document and index formats and
+// concurrency control shared by every cloudtokens adapter), on the
+// official client cloud.google.com/go/secretmanager/apiv1.
 //
 //	client, err := secretmanager.NewClient(ctx) // Application Default Credentials
 //	store, err := gcpsm.New(ctx, client, "my-project", "zoho-prod", gcpsm.WithIndexCache(true))
 //
-// Package gcpsmtest is an in-process Secret Manager emulator for tests.
+// Package [github.com/cloudtokens/cloudtokens/gcpsm/gcpsmtest] is an
+// in-process Secret Manager emulator for tests, with options for the
+// service's eventual consistency, quotas and rate limits.
 //
 // # Layout
 //
 // A store with prefix P keeps one secret per token, P_token-<id>, and one
 // per index shard, P_index-<n>. Secret IDs come from token IDs (random, or
-// [A-Za-z0-9_-]{1,64}), never from user names; P is 1 to MaxPrefixLength
+// [A-Za-z0-9_-]{1,64}), never from user names; P is 1 to [MaxPrefixLength]
 // (184) characters of [A-Za-z0-9_-], so every ID is a valid secret ID of
-// at most 255 characters. Every secret carries the label PrefixLabel
-// (cloudtokens_prefix) with the prefix, or a digest of it when the prefix
-// is not a valid label value, plus the labels of WithLabels, and the
-// replication of WithReplication (automatic by default).
+// at most 255 characters ("/" is not allowed: a secret ID is one segment
+// of the resource name projects/*/secrets/*). Every secret carries the
+// label [PrefixLabel] with the prefix (or a digest of it), the labels of
+// [WithLabels], and the replication of [WithReplication].
 //
 // # Versions and compare-and-swap
 //
 // A document's value is the payload of the version that the secret's
-// user-defined alias "current" (CurrentAlias) names; its casstore version
-// is that version's number. Readers access versions/current, one call.
-// A writer reads the secret (its etag and aliases), checks that the alias
-// still names the version it read, adds a version (with a CRC32C
-// checksum) and moves the alias with UpdateSecret under the etag. When the
-// etag has changed, another writer won: the loser destroys the version it
-// added and the engine retries with a fresh read, up to WithMaxAttempts
-// times before tokenstore.ErrConflict. A failed UpdateSecret is confirmed
-// with one GetSecret before anything is destroyed: a timeout may hide a
-// move that happened, and then the write has succeeded. The winner destroys the version it
-// replaced, so a secret keeps exactly one billed version: after any number
-// of refreshes, one version is ENABLED and the rest are DESTROYED. Only a
-// process that dies between adding a version and destroying the dead one
-// leaves a billed version behind; Store.DestroyStaleVersions removes such
-// versions safely while the store is in use.
+// user-defined alias "current" ([CurrentAlias]) names; its casstore
+// version is that version's number. A write adds a version (with a
+// CRC32C checksum) and, in one UpdateSecret under the secret's etag,
+// moves "current" to it and "previous" ([PreviousAlias]) to the version it
+// replaces; then it destroys the version "previous" named before. So a
+// secret keeps at most 2 billed versions, and the version a lagging
+// reader may still resolve "current" to stays readable until the next
+// write. The etag makes the move a compare-and-swap: a writer moves the
+// alias only under an etag it held before adding its version, so once the
+// alias has moved to n no version below n can become current again.
 //
-// Create makes the secret, adds version 1 and sets the alias under the
-// etag CreateSecret returned. A secret without the alias (a creation that
-// never finished) reads as missing, and the next Create of it takes it
-// over under its etag; of several racing creators exactly one wins.
+// A Store remembers the etag and aliases of the last 4,096 secrets it
+// wrote or read the metadata of, so a refresh by the process that wrote
+// the token last is 3 calls: AddSecretVersion, UpdateSecret,
+// DestroySecretVersion. Otherwise GetSecret comes first. A wrong memory
+// costs a failed UpdateSecret, never a lost write. UpdateSecret's answer
+// must name the new version under both aliases, or the write fails with
+// [ErrAliasNotMoved].
+//
+// # Consistency
+//
+// Secret Manager promises strong consistency only for "adding a secret
+// version and then immediately accessing that secret version by version
+// number"; reads through aliases, GetSecret and the lists are eventually
+// consistent ("typically converge within minutes, but may take a few
+// hours"). The store relies on the etag check of UpdateSecret being made
+// against the real state (a stale etag fails with FAILED_PRECONDITION), so
+// a stale read can cost a retry but never a lost write:
+//
+//   - a read never returns a version older than one this Store has seen
+//     current (it reads that one by number);
+//   - a read that meets a destroyed or disabled version, or a NOT_FOUND
+//     alias of a secret that has versions, is retried with backoff for
+//     [WithStaleReadWait] (default 5 s), then fails with [ErrStaleAlias]
+//     (which wraps tokenstore.ErrConflict);
+//   - a failed alias move is settled before anything is destroyed: a
+//     GetSecret, and when that is not conclusive, a fence (an UpdateSecret
+//     that changes nothing) whose answer is the real state.
 //
 // # Cost per operation (calls, measured by TestCallBudgets)
 //
-//	FindTokenByID                          1  (AccessSecretVersion)
+//	FindTokenByID                          1  (AccessSecretVersion; 2 for a missing token)
 //	FindToken by user/grant/refresh, cold  2  (index shard, token)
 //	FindToken, warm index cache            1  (WithIndexCache(true))
 //	FindToken by access token              1 + N (a scan of every token)
-//	SaveToken refresh (access/expiry)      4  (GetSecret, AddSecretVersion, UpdateSecret,
-//	                                          DestroySecretVersion), all on the token's own
-//	                                          secret, when the store has read or written the
-//	                                          token; 5 otherwise (AccessSecretVersion first)
-//	SaveToken new                          8  lookup (1), 3 to create the token secret,
-//	                                          1 index update (4) from the shard the lookup read
-//	SaveToken rotating the refresh token   13
-//	DeleteToken                            7  (DeleteSecret + an index update)
-//	AcquireLease                           4  (token remembered; else 5)
-//	ReleaseLease                           5
+//	SaveToken refresh (access/expiry)      3  (AddSecretVersion, UpdateSecret, DestroySecretVersion),
+//	                                          by the store that wrote the token last; +1
+//	                                          GetSecret otherwise, +1 AccessSecretVersion
+//	                                          for a store that has not read it
+//	SaveToken new                          7  lookup (1), 3 to create the token secret,
+//	                                          1 index update (3; 4 with GetSecret)
+//	SaveToken rotating the refresh token   10 (index claim, token, index release)
+//	DeleteToken                            6–7 (2 reads, DeleteSecret, an index update)
+//	AcquireLease                           3  (token written last by this store; else 4–5)
+//	ReleaseLease                           4
 //	Tokens                                 IndexShards + N AccessSecretVersion,
 //	                                          at most WithReadWorkers (default 16) in flight
 //	Check                                  ListSecrets per 250 secrets + IndexShards + N
 //
-// An index update is a compare-and-swap on the shard's secret: 1 read of
-// the shard (none with a warm cache, or when the operation has just read
-// it) and 4 calls (GetSecret, AddSecretVersion, UpdateSecret,
-// DestroySecretVersion); contention adds retries.
+// A refresh through tokensource (lease, provider call, save) is 6 write
+// requests, 12 when the provider rotates refresh tokens (the index entry
+// moves); see the README for the fleet capacity this gives on the default
+// quota of 600 write requests per minute per project.
 //
 // # Limits
 //
 //   - Document size: 65,536 bytes (the Secret Manager payload limit);
 //     larger ones fail with tokenstore.ErrTooLarge before any call.
-//   - Secret IDs: at most 255 characters of [A-Za-z0-9_-]; hence the
-//     prefix limit of 184.
-//   - Quotas (per project, at the time of writing): 90,000 access
-//     requests per minute; 600 other read requests (GetSecret, List*) and
-//     600 write requests (CreateSecret, AddSecretVersion, UpdateSecret,
-//     DestroySecretVersion, DeleteSecret) per minute. A refresh costs 1
-//     read and 3 writes, so the default write quota allows about 200
-//     refreshes a minute per project. AddSecretVersion and UpdateSecret
-//     are also soft-limited to 2 per second per (global) secret, which
-//     bounds the index updates of one shard to about one per second: use
-//     WithIndexShards to spread inserts.
-//   - Billing: every ENABLED or DISABLED version is billed; this store
-//     keeps one per secret (see above).
+//   - AddSecretVersion and UpdateSecret are soft-limited to 2 per second
+//     per secret, so one secret takes about one write a second. Requests
+//     answered RESOURCE_EXHAUSTED or UNAVAILABLE are retried with backoff
+//     ([WithTransientRetries], default 5: pauses up to 0.5 s, 1 s, 2 s,
+//     4 s, 8 s); a throttled write first checks that it can still win.
+//   - Project quotas: 90,000 access, 600 read and 600 write requests per
+//     minute.
 //
 // # Errors
 //
 // NOT_FOUND maps to tokenstore.ErrNotFound and ALREADY_EXISTS to
 // casstore.ErrExists; an etag mismatch during a write to
-// casstore.ErrVersionMismatch (retried by the engine). Every other status,
-// PERMISSION_DENIED included, is returned wrapped with the secret ID, so
-// status.Code and errors.As still find it. A payload whose CRC32C does not
-// match gives ErrChecksum; an invalid New argument, ErrInvalidConfig or
-// ErrInvalidPrefix. Errors and log records carry secret IDs, never token
-// values.
+// casstore.ErrVersionMismatch (retried by the engine). A call cut short by
+// its context gives an error wrapping context.Canceled or
+// context.DeadlineExceeded. Every other status, PERMISSION_DENIED
+// included, is returned wrapped with the secret ID, so status.Code and
+// errors.As still find it. A payload whose CRC32C does not match gives
+// [ErrChecksum]; an invalid New argument, [ErrInvalidConfig] or
+// [ErrInvalidPrefix]. Errors and log records carry secret IDs and version
+// numbers, never token values or user names.
 package gcpsm

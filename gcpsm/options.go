@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"time"
 
 	"cloud.google.com/go/secretmanager/apiv1/secretmanagerpb"
 )
@@ -12,13 +13,15 @@ import (
 type Option func(*config) error
 
 type config struct {
-	indexShards int
-	indexCache  bool
-	maxAttempts int
-	logger      *slog.Logger
-	labels      map[string]string
-	replication *secretmanagerpb.Replication
-	readWorkers int
+	indexShards   int
+	indexCache    bool
+	maxAttempts   int
+	logger        *slog.Logger
+	labels        map[string]string
+	replication   *secretmanagerpb.Replication
+	readWorkers   int
+	retries       int
+	staleReadWait time.Duration
 }
 
 // DefaultReadWorkers is the number of AccessSecretVersion calls that
@@ -129,6 +132,37 @@ func WithReadWorkers(n int) Option {
 			return fmt.Errorf("%w: read workers must be at least 1, got %d", ErrInvalidConfig, n)
 		}
 		c.readWorkers = n
+		return nil
+	}
+}
+
+// WithTransientRetries sets how many times the store retries a Secret
+// Manager call answered RESOURCE_EXHAUSTED (a quota or the per-secret
+// write rate) or UNAVAILABLE, with jittered exponential backoff from 0.5 s
+// to 8 s (default DefaultTransientRetries; 0 turns the retries off).
+// AccessSecretVersion keeps the official client's own retry policy.
+func WithTransientRetries(n int) Option {
+	return func(c *config) error {
+		if n < 0 {
+			return fmt.Errorf("%w: transient retries must not be negative, got %d", ErrInvalidConfig, n)
+		}
+		c.retries = n
+		return nil
+	}
+}
+
+// WithStaleReadWait bounds how long a read retries, with backoff from
+// 50 ms to 1 s, while the current alias of a secret lags behind its
+// writes: while it resolves to a destroyed or disabled version, or GetSecret
+// still shows an older version than the one a write starts from (default
+// DefaultStaleReadWait; 0 turns the retries off). A read that gives up
+// returns ErrStaleAlias.
+func WithStaleReadWait(d time.Duration) Option {
+	return func(c *config) error {
+		if d < 0 {
+			return fmt.Errorf("%w: stale read wait must not be negative, got %v", ErrInvalidConfig, d)
+		}
+		c.staleReadWait = d
 		return nil
 	}
 }

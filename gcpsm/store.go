@@ -29,6 +29,13 @@ const PrefixLabel = "cloudtokens_prefix"
 // under the secret's etag.
 const CurrentAlias = "current"
 
+// PreviousAlias is the user-defined version alias that names the version
+// that was current before the current one. Every write moves it together
+// with CurrentAlias (in the same etag-checked UpdateSecret) and destroys
+// the version it named before, so the version a lagging reader may still
+// resolve "current" to stays readable until the next write.
+const PreviousAlias = "previous"
+
 // MaxPrefixLength is the longest prefix New accepts: a secret ID holds at
 // most 255 characters, and the longest ID the store derives is the prefix,
 // "_token-" and a 64-character token ID.
@@ -44,6 +51,22 @@ var (
 	// ErrChecksum: the CRC32C checksum Secret Manager returned with a
 	// payload does not match the payload. It wraps tokenstore.ErrMalformed.
 	ErrChecksum = fmt.Errorf("%w: payload checksum mismatch", tokenstore.ErrMalformed)
+	// ErrStaleAlias: a read kept finding the current alias at a version
+	// that is DESTROYED or DISABLED (or older than one this Store has seen
+	// current, itself destroyed since) for WithStaleReadWait. The alias is eventually consistent,
+	// so this is normally a read that lags behind two or more writes made
+	// elsewhere in quick succession; a version disabled by hand gives it
+	// too. It wraps tokenstore.ErrConflict: the document is changing
+	// faster than reads converge, and a later attempt normally succeeds.
+	ErrStaleAlias = fmt.Errorf("%w: the current alias names a version that cannot be read", tokenstore.ErrConflict)
+	// ErrAliasNotMoved: UpdateSecret succeeded but its answer does not
+	// name the new version under CurrentAlias (and the version it replaced
+	// under PreviousAlias). The server acknowledged aliases it did not
+	// apply (some third-party emulators do); the store reports it rather
+	// than lose the write silently. It wraps errors.ErrUnsupported. When
+	// only PreviousAlias is missing the document was written; otherwise it
+	// was not, and the added version is destroyed.
+	ErrAliasNotMoved = fmt.Errorf("gcpsm: the version aliases did not move: %w", errors.ErrUnsupported)
 )
 
 // Store is a tokenstore.Store and tokenstore.Leaser on GCP Secret Manager:
@@ -81,10 +104,10 @@ func New(ctx context.Context, client *secretmanager.Client, projectID, prefix st
 	if err := validatePrefix(prefix); err != nil {
 		return nil, err
 	}
-	cfg := config{readWorkers: DefaultReadWorkers}
+	cfg := config{readWorkers: DefaultReadWorkers, retries: DefaultTransientRetries, staleReadWait: DefaultStaleReadWait}
 	for _, o := range opts {
 		if o == nil {
-			continue
+			return nil, fmt.Errorf("%w: nil Option", ErrInvalidConfig)
 		}
 		if err := o(&cfg); err != nil {
 			return nil, err
@@ -104,13 +127,16 @@ func New(ctx context.Context, client *secretmanager.Client, projectID, prefix st
 	}
 	labels[PrefixLabel] = prefixLabelValue(prefix)
 	b := &backend{
-		client:      client,
-		parent:      "projects/" + projectID,
-		prefix:      prefix,
-		labels:      labels,
-		replication: cfg.replication,
-		readWorkers: cfg.readWorkers,
-		logger:      cfg.logger,
+		client:        client,
+		parent:        "projects/" + projectID,
+		prefix:        prefix,
+		labels:        labels,
+		replication:   cfg.replication,
+		readWorkers:   cfg.readWorkers,
+		logger:        cfg.logger,
+		retries:       cfg.retries,
+		staleReadWait: cfg.staleReadWait,
+		mem:           newMemory(rememberSecrets),
 	}
 	cs := casstore.New(b, casstore.Options{
 		IndexShards: cfg.indexShards,

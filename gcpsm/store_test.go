@@ -25,10 +25,12 @@ import (
 	"github.com/cloudtokens/cloudtokens/tokenstore/casstore"
 )
 
-// TestRefreshesKeepOneLiveVersion refreshes one token 100 times: every
-// refresh destroys the version it replaced, so the token's secret (and the
-// index's) never holds more than 2 billed (ENABLED or DISABLED) versions.
-func TestRefreshesKeepOneLiveVersion(t *testing.T) {
+// TestRefreshesKeepTwoLiveVersions refreshes one token 100 times: every
+// refresh destroys the version the previous alias named before it, so the
+// token's secret keeps exactly 2 billed (ENABLED or DISABLED) versions,
+// the current one and the one before it, which a lagging reader may still
+// resolve the current alias to.
+func TestRefreshesKeepTwoLiveVersions(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	s := e.store(t, newPrefix())
@@ -51,17 +53,26 @@ func TestRefreshesKeepOneLiveVersion(t *testing.T) {
 	}
 	for _, id := range []string{s.SecretID(tk.ID), s.IndexSecretID(0)} {
 		st := e.versionStates(t, id)
-		live := st[secretmanagerpb.SecretVersion_ENABLED] + st[secretmanagerpb.SecretVersion_DISABLED]
 		t.Logf("%s: %v", id, st)
-		if live > 2 {
+		if live := st[secretmanagerpb.SecretVersion_ENABLED] + st[secretmanagerpb.SecretVersion_DISABLED]; live > 2 {
 			t.Errorf("%s has %d ENABLED or DISABLED versions, want at most 2", id, live)
 		}
-		if st[secretmanagerpb.SecretVersion_ENABLED] != 1 {
-			t.Errorf("%s has %d ENABLED versions, want 1", id, st[secretmanagerpb.SecretVersion_ENABLED])
-		}
 	}
-	if st := e.versionStates(t, s.SecretID(tk.ID)); st[secretmanagerpb.SecretVersion_DESTROYED] != 100 {
-		t.Errorf("token secret has %d destroyed versions, want 100", st[secretmanagerpb.SecretVersion_DESTROYED])
+	// Versions 1..101: 100 and 101 (previous and current) are kept.
+	id := s.SecretID(tk.ID)
+	if st := e.versionStates(t, id); st[secretmanagerpb.SecretVersion_ENABLED] != 2 || st[secretmanagerpb.SecretVersion_DESTROYED] != 99 {
+		t.Errorf("token secret versions %v, want 2 ENABLED and 99 DESTROYED", st)
+	}
+	sec, err := e.raw.GetSecret(ctx, &secretmanagerpb.GetSecretRequest{Name: secretPath(id)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := sec.GetVersionAliases(); a[gcpsm.CurrentAlias] != 101 || a[gcpsm.PreviousAlias] != 100 {
+		t.Errorf("aliases %v, want current=101 previous=100", a)
+	}
+	// The previous version is still readable, as a lagging reader needs.
+	if _, err := e.raw.AccessSecretVersion(ctx, &secretmanagerpb.AccessSecretVersionRequest{Name: secretPath(id) + "/versions/" + gcpsm.PreviousAlias}); err != nil {
+		t.Errorf("previous version: %v", err)
 	}
 }
 
@@ -122,8 +133,8 @@ func TestBackendCompareAndSwap(t *testing.T) {
 	id := prefix + "_" + doc
 	st := e.versionStates(t, id)
 	t.Logf("%d updates, %d lost races; versions: %v", workers*each, mismatches.Load(), st)
-	if live := e.live(t, id); live != 1 {
-		t.Errorf("%d live versions after the race, want 1 (losers' versions must be destroyed)", live)
+	if live := e.live(t, id); live != 2 {
+		t.Errorf("%d live versions after the race, want 2: current and previous (losers' versions must be destroyed)", live)
 	}
 	if mismatches.Load() == 0 {
 		t.Log("no race was lost in this run; the loser path is covered by TestLoserDestroysItsVersion")
@@ -170,16 +181,28 @@ func TestLoserDestroysItsVersion(t *testing.T) {
 	if st[secretmanagerpb.SecretVersion_DESTROYED] != 1 {
 		t.Errorf("versions %v: the loser's version was not destroyed", st)
 	}
-	if c := e.rec.take(); summary(c) != "AddSecretVersion×1, DestroySecretVersion×1, GetSecret×2, UpdateSecret×1" {
+	// The store remembered the etag from its create: no GetSecret before
+	// the write, one after the failed move to see what happened.
+	if c := e.rec.take(); summary(c) != "AddSecretVersion×1, DestroySecretVersion×1, GetSecret×1, UpdateSecret×1" {
 		t.Errorf("a race lost at the move made calls {%s}", summary(c))
 	}
-	// A stale expected version is refused before anything is written.
+	// That GetSecret showed a newer current version: a write from the
+	// stale expected version is refused before any call.
 	e.rec.take()
 	if _, err := b.Update(ctx, "token-x", []byte(`{}`), v1); !errors.Is(err, casstore.ErrVersionMismatch) {
 		t.Fatalf("Update with a stale version: %v, want ErrVersionMismatch", err)
 	}
+	if c := e.rec.take(); len(c) != 0 {
+		t.Errorf("stale Update made calls {%s}, want none", summary(c))
+	}
+	// Another store, which has not seen the secret, reads the etag and
+	// refuses before adding a version.
+	other := gcpsm.BackendOf(e.store(t, prefix))
+	if _, err := other.Update(ctx, "token-x", []byte(`{}`), v1); !errors.Is(err, casstore.ErrVersionMismatch) {
+		t.Fatalf("Update with a stale version: %v, want ErrVersionMismatch", err)
+	}
 	if c := e.rec.take(); summary(c) != "GetSecret×1" {
-		t.Errorf("stale Update made calls {%s}, want only GetSecret", summary(c))
+		t.Errorf("stale Update by another store made calls {%s}, want only GetSecret", summary(c))
 	}
 	if _, err := b.Update(ctx, "token-x", []byte(`{}`), "not-a-number"); !errors.Is(err, casstore.ErrVersionMismatch) {
 		t.Errorf("Update with a foreign version: %v, want ErrVersionMismatch", err)
@@ -242,8 +265,8 @@ func TestConcurrentInsertsShareOneIndex(t *testing.T) {
 	if !r.OK() || r.Tokens != users {
 		t.Errorf("Check: %v", r)
 	}
-	if live := e.live(t, stores[0].IndexSecretID(0)); live != 1 {
-		t.Errorf("index secret has %d live versions, want 1", live)
+	if live := e.live(t, stores[0].IndexSecretID(0)); live != 2 {
+		t.Errorf("index secret has %d live versions, want 2 (current and previous)", live)
 	}
 }
 
@@ -474,7 +497,8 @@ func TestErrorMapping(t *testing.T) {
 	})
 	e := newEnv(t, gcpsmtest.WithServerOptions(hook))
 	ctx := context.Background()
-	s := e.store(t, newPrefix())
+	prefix := newPrefix()
+	s := e.store(t, prefix)
 	tk := tok("heidi")
 	if err := s.SaveToken(ctx, tk); err != nil {
 		t.Fatal(err)
@@ -485,7 +509,10 @@ func TestErrorMapping(t *testing.T) {
 		switch m {
 		case access:
 			_, err = s.FindTokenByID(ctx, tk.ID)
-		case get, add:
+		case get:
+			// Only a store that does not know the etag reads it.
+			err = e.store(t, prefix).SaveToken(ctx, &tokenstore.Token{ID: tk.ID, AccessToken: "access-VALUE-x"})
+		case add:
 			err = s.SaveToken(ctx, &tokenstore.Token{ID: tk.ID, AccessToken: "access-VALUE-x"})
 		case del:
 			err = s.DeleteToken(ctx, tk.ID)
@@ -561,7 +588,9 @@ func TestUnfinishedCreate(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	prefix := newPrefix()
-	s := e.store(t, prefix)
+	// Until a create takes it over, each read of the secret waits for
+	// the alias (it might lag) for WithStaleReadWait.
+	s := e.store(t, prefix, gcpsm.WithStaleReadWait(200*time.Millisecond))
 	b := gcpsm.BackendOf(s)
 	// A crashed creator: the secret exists, with a version, but no alias.
 	id := s.IndexSecretID(0)
@@ -582,8 +611,11 @@ func TestUnfinishedCreate(t *testing.T) {
 	if _, err := b.Read(ctx, "index-0"); !errors.Is(err, tokenstore.ErrNotFound) {
 		t.Fatalf("Read of an unfinished secret: %v, want ErrNotFound", err)
 	}
-	if _, err := b.Update(ctx, "index-0", []byte("x"), "1"); !errors.Is(err, tokenstore.ErrNotFound) {
-		t.Fatalf("Update of an unfinished secret: %v, want ErrNotFound", err)
+	// Version 1 was never current, so an Update from it is refused: the
+	// secret has no current alias, which GetSecret could show only by
+	// lagging (the Backend contract allows either error).
+	if _, err := b.Update(ctx, "index-0", []byte("x"), "1"); !errors.Is(err, tokenstore.ErrNotFound) && !errors.Is(err, casstore.ErrVersionMismatch) {
+		t.Fatalf("Update of an unfinished secret: %v, want ErrNotFound or ErrVersionMismatch", err)
 	}
 	names, err := b.(casstore.Lister).List(ctx)
 	if err != nil || len(names) != 0 {
@@ -619,9 +651,11 @@ func TestUnfinishedCreate(t *testing.T) {
 	if n != 2 {
 		t.Errorf("DestroyStaleVersions destroyed %d versions, want 2", n)
 	}
-	for _, sid := range []string{id, s.SecretID(tk.ID)} {
-		if live := e.live(t, sid); live != 1 {
-			t.Errorf("%s: %d live versions after DestroyStaleVersions, want 1", sid, live)
+	// The index keeps its current version (it has no previous one yet),
+	// the token its current and previous versions.
+	for sid, want := range map[string]int{id: 1, s.SecretID(tk.ID): 2} {
+		if live := e.live(t, sid); live != want {
+			t.Errorf("%s: %d live versions after DestroyStaleVersions, want %d", sid, live, want)
 		}
 	}
 	if got, err := s.FindTokenByID(ctx, tk.ID); err != nil || got.AccessToken != "access-VALUE-2" {
@@ -667,8 +701,9 @@ func TestSharedProcesses(t *testing.T) {
 }
 
 // TestAmbiguousMove: when UpdateSecret fails in a way that does not say
-// whether the alias moved, the store asks the secret and never destroys
-// a version that is (or may become) current.
+// whether the alias moved, the store finds out (GetSecret, then a fence
+// when the answer is not conclusive) and never destroys a version that is
+// (or may become) current; a move that did not happen is retried.
 func TestAmbiguousMove(t *testing.T) {
 	type fault struct {
 		apply bool       // run the real UpdateSecret first
@@ -699,20 +734,31 @@ func TestAmbiguousMove(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-
 	cases := []struct {
-		name        string
-		f           fault
-		wantApplied bool
+		name  string
+		f     fault
+		calls string
 	}{
-		// The move happened but the answer was lost (a timeout).
-		{"applied, then UNAVAILABLE", fault{true, codes.Unavailable}, true},
-		// A retried UpdateSecret whose first attempt succeeded sees its
-		// own etag change: the error says mismatch, the move happened.
-		{"applied, then FAILED_PRECONDITION", fault{true, codes.FailedPrecondition}, true},
-		// Not applied, etag unchanged, no definitive answer: keep the
-		// version, report the error.
-		{"not applied, DEADLINE_EXCEEDED", fault{false, codes.DeadlineExceeded}, false},
+		// The move happened but the answer was lost: the store retries
+		// UNAVAILABLE, the retry meets its own etag change, and GetSecret
+		// shows the move.
+		{"applied, then UNAVAILABLE", fault{true, codes.Unavailable},
+			"AddSecretVersion×1, GetSecret×1, UpdateSecret×2"},
+		// A retry (by a layer the store does not see) of an UpdateSecret
+		// whose first attempt succeeded reports the etag mismatch.
+		{"applied, then FAILED_PRECONDITION", fault{true, codes.FailedPrecondition},
+			"AddSecretVersion×1, DestroySecretVersion×1, GetSecret×1, UpdateSecret×1"},
+		// Not applied, no definitive answer, and GetSecret shows the old
+		// state: the fence (an UpdateSecret that changes nothing) makes
+		// sure the move can never apply, the version is destroyed and the
+		// write is made again from the fence's etag.
+		{"not applied, DEADLINE_EXCEEDED", fault{false, codes.DeadlineExceeded},
+			"AddSecretVersion×2, DestroySecretVersion×2, GetSecret×1, UpdateSecret×3"},
+		// Throttled (RESOURCE_EXHAUSTED): after a pause the store checks
+		// that the alias still names the version it writes from, and
+		// tries again.
+		{"not applied, RESOURCE_EXHAUSTED", fault{false, codes.ResourceExhausted},
+			"AddSecretVersion×1, DestroySecretVersion×1, GetSecret×1, UpdateSecret×2"},
 	}
 	for i, c := range cases {
 		value := fmt.Sprintf("v%d", i+2)
@@ -720,44 +766,75 @@ func TestAmbiguousMove(t *testing.T) {
 		e.rec.take()
 		nv, err := b.Update(ctx, doc, []byte(value), v)
 		calls := e.rec.take()
-		obj, rerr := b.Read(ctx, doc)
-		if rerr != nil {
-			t.Fatalf("%s: the document is unreadable: %v", c.name, rerr)
+		if err != nil {
+			t.Fatalf("%s: Update = %v, want success", c.name, err)
 		}
-		if c.wantApplied {
-			if err != nil {
-				t.Errorf("%s: Update = %v, want success", c.name, err)
-			}
-			if string(obj.Value) != value || obj.Version != nv {
-				t.Errorf("%s: read %q version %s, want %q version %s", c.name, obj.Value, obj.Version, value, nv)
-			}
-			if live := e.live(t, id); live != 1 {
-				t.Errorf("%s: %d live versions, want 1", c.name, live)
-			}
-			v = nv
-		} else {
-			if err == nil || errors.Is(err, casstore.ErrVersionMismatch) || status.Code(err) != codes.DeadlineExceeded {
-				t.Errorf("%s: Update = %v, want the DEADLINE_EXCEEDED error", c.name, err)
-			}
-			if obj.Version != v {
-				t.Errorf("%s: current version %s, want %s unchanged", c.name, obj.Version, v)
-			}
-			// The added version is kept (it might still become current).
-			if live := e.live(t, id); live != 2 {
-				t.Errorf("%s: %d live versions, want 2", c.name, live)
-			}
+		obj, err := b.Read(ctx, doc)
+		if err != nil {
+			t.Fatalf("%s: the document is unreadable: %v", c.name, err)
 		}
-		t.Logf("%s: calls {%s}", c.name, summary(calls))
+		if string(obj.Value) != value || obj.Version != nv {
+			t.Errorf("%s: read %q version %s, want %q version %s", c.name, obj.Value, obj.Version, value, nv)
+		}
+		if live := e.live(t, id); live != 2 {
+			t.Errorf("%s: %d live versions, want 2 (current and previous)", c.name, live)
+		}
+		if summary(calls) != c.calls {
+			t.Errorf("%s: calls {%s}, want {%s}", c.name, summary(calls), c.calls)
+		}
+		v = nv
 	}
-	// The kept version is dead once a later write succeeds, and
-	// DestroyStaleVersions removes it.
-	if _, err := b.Update(ctx, doc, []byte("final"), v); err != nil {
+}
+
+// TestUnsettledMoveIsCleanedUp: when neither the move nor the GetSecret
+// that should settle it gets an answer, the store keeps its version
+// (it might still become current) and reports the error; once a later
+// write has succeeded, DestroyStaleVersions proves the version dead with a
+// fence and destroys it.
+func TestUnsettledMoveIsCleanedUp(t *testing.T) {
+	var fail atomic.Bool
+	hook := grpc.UnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		switch req.(type) {
+		case *secretmanagerpb.UpdateSecretRequest, *secretmanagerpb.GetSecretRequest:
+			if fail.Load() {
+				return nil, status.Error(codes.Unavailable, "injected")
+			}
+		}
+		return h(ctx, req)
+	})
+	e := newEnv(t, gcpsmtest.WithServerOptions(hook))
+	ctx := context.Background()
+	prefix := newPrefix()
+	s := e.store(t, prefix, gcpsm.WithTransientRetries(0))
+	b := gcpsm.BackendOf(s)
+	const doc = "token-unsettled"
+	id := prefix + "_" + doc
+	v, err := b.Create(ctx, doc, []byte("v1"))
+	if err != nil {
 		t.Fatal(err)
 	}
+	fail.Store(true)
+	_, err = b.Update(ctx, doc, []byte("v2"), v)
+	fail.Store(false)
+	if err == nil || errors.Is(err, casstore.ErrVersionMismatch) || status.Code(err) != codes.Unavailable {
+		t.Fatalf("Update = %v, want the UNAVAILABLE error", err)
+	}
+	if live := e.live(t, id); live != 2 {
+		t.Fatalf("%d live versions, want 2 (v1 current, v2 kept)", live)
+	}
+	// Nothing is destroyed while v2 may still become current.
 	if n, err := s.DestroyStaleVersions(ctx); err != nil || n != 1 {
-		t.Errorf("DestroyStaleVersions = %d, %v; want 1", n, err)
+		t.Fatalf("DestroyStaleVersions = %d, %v; want 1 (the fence proves v2 dead)", n, err)
+	}
+	obj, err := b.Read(ctx, doc)
+	if err != nil || string(obj.Value) != "v1" {
+		t.Fatalf("Read = %q, %v; want v1", obj.Value, err)
 	}
 	if live := e.live(t, id); live != 1 {
-		t.Errorf("%d live versions at the end, want 1", live)
+		t.Errorf("%d live versions after DestroyStaleVersions, want 1", live)
+	}
+	// The store writes on from the state the fence left.
+	if _, err := b.Update(ctx, doc, []byte("v3"), obj.Version); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -49,12 +49,46 @@
 //     labels, create_time; state for versions; AND, OR, NOT, parentheses).
 //     Unsupported filters are rejected, never ignored.
 //
+// # Consistency, quotas and time (options)
+//
+// By default the emulator is linearizable, unlimited and on the wall
+// clock. Each documented weakness of the real service is an option, so
+// that a test can turn on exactly the behaviour it wants to survive:
+//
+//   - [WithEventualConsistency](lag): alias and "latest" reads, GetSecret,
+//     ListSecrets and ListSecretVersions answer from a snapshot that lags
+//     by a random d in [0, lag]; access by version number and every
+//     conditional write see the real state. Source: "Resource
+//     consistency", https://cloud.google.com/secret-manager/docs/reference/consistency
+//     ("adding a secret version and then immediately accessing that secret
+//     version by version number is a strongly consistent operation ...
+//     This doesn't apply when you access a secret version using aliases or
+//     latest ... Other operations within Secret Manager are eventually
+//     consistent."). [WithConsistencySeed] fixes the draws.
+//   - [WithSecretWriteRate]([DocumentedSecretWriteRate]()): at most 2
+//     AddSecretVersion + UpdateSecret per second (and 120 per minute) per
+//     secret, else RESOURCE_EXHAUSTED. Source: "Soft-enforced rate limits
+//     for modifying secrets and secret versions",
+//     https://cloud.google.com/secret-manager/quotas.
+//   - [WithProjectQuotas]([DocumentedProjectQuotas]()): 90,000 access, 600
+//     read and 600 write requests per minute per project, else
+//     RESOURCE_EXHAUSTED. Source: "Quotas on the rate of requests", same
+//     page.
+//   - [WithClock]: a simulated clock ([ManualClock]) for the lag, the
+//     quota windows and the timestamps, so tests need not sleep.
+//
+// Rate limits are sliding windows over requests that were not rejected;
+// the real service's soft limits may let more through. [Server.Throttled]
+// counts the rejections.
+//
 // # Known differences from the real service
 //
 //   - Resource names keep the project as sent unless WithProjectNumber maps a
 //     project ID to a number; Google returns project numbers.
-//   - There is no IAM, no authentication, no quota and no latency; use
-//     WithServerOptions with a grpc.UnaryInterceptor to inject faults.
+//   - There is no IAM, no authentication and no latency; use
+//     WithServerOptions with a grpc.UnaryInterceptor to inject faults or
+//     delays. The per-version rate limit of Enable/Disable/
+//     DestroySecretVersion (1 per second per version) is not enforced.
 //   - Regional secrets (projects/*/locations/*) and the Secret fields
 //     expire_time/ttl, rotation, topics, version_destroy_ttl, tags,
 //     secret_type and top-level customer_managed_encryption are answered

@@ -73,6 +73,13 @@ func parseList(req listRequest, target filterTarget) (size int, cursor uint64, m
 	return size, cursor, match, nil
 }
 
+// secretView is a secret as a list sees it: its creation order and its
+// metadata, current or from a lagging snapshot.
+type secretView struct {
+	seq uint64
+	pb  *secretmanagerpb.Secret
+}
+
 // ListSecrets implements service.proto ListSecrets: "Lists Secrets." Results
 // are "sorted in reverse by create_time (newest first)"; total_size is "The
 // total number of Secrets but 0 when the ListSecretsRequest.filter field is
@@ -89,10 +96,14 @@ func (s *service) ListSecrets(_ context.Context, req *secretmanagerpb.ListSecret
 
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	var all []*secretEntry
-	for name, e := range s.secrets {
-		if projectOf(name) == project {
-			all = append(all, e)
+	var all []secretView
+	if t, stale := s.staleTime(); stale {
+		all = s.allSecretsAt(project, t)
+	} else {
+		for name, e := range s.secrets {
+			if projectOf(name) == project {
+				all = append(all, secretView{seq: e.seq, pb: e.pb})
+			}
 		}
 	}
 	sort.Slice(all, func(i, j int) bool { return all[i].seq > all[j].seq })
@@ -142,23 +153,34 @@ func (s *service) ListSecretVersions(_ context.Context, req *secretmanagerpb.Lis
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	e, ok := s.secrets[secret]
+	var count int64
+	if ok {
+		count = int64(len(e.versions))
+	}
+	view := func(v *versionEntry) *secretmanagerpb.SecretVersion { return v.pb }
+	if t, stale := s.staleTime(); stale {
+		var snap secretSnap
+		e, snap, ok = s.secretAt(secret, t)
+		count = snap.versions
+		view = func(v *versionEntry) *secretmanagerpb.SecretVersion { return versionAt(v, t) }
+	}
 	if !ok {
 		return nil, errSecretNotFound(secret)
 	}
 	resp := &secretmanagerpb.ListSecretVersionsResponse{}
 	if req.GetFilter() == "" {
-		resp.TotalSize = int32(len(e.versions))
+		resp.TotalSize = int32(count)
 	}
 	var last uint64
-	for n := uint64(len(e.versions)); n >= 1; n-- {
+	for n := uint64(count); n >= 1; n-- {
 		if n >= cursor {
 			continue
 		}
-		v := e.versions[n-1]
+		v := view(e.versions[n-1])
 		subj := filterSubject{
-			name:       v.pb.GetName(),
-			createTime: v.pb.GetCreateTime().AsTime(),
-			state:      v.pb.GetState(),
+			name:       v.GetName(),
+			createTime: v.GetCreateTime().AsTime(),
+			state:      v.GetState(),
 		}
 		if !match(&subj) {
 			continue
@@ -167,7 +189,7 @@ func (s *service) ListSecretVersions(_ context.Context, req *secretmanagerpb.Lis
 			resp.NextPageToken = encodePageToken(last)
 			break
 		}
-		resp.Versions = append(resp.Versions, cloneVersion(v.pb))
+		resp.Versions = append(resp.Versions, cloneVersion(v))
 		last = n
 	}
 	return resp, nil

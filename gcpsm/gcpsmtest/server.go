@@ -2,6 +2,7 @@ package gcpsmtest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"path"
@@ -31,20 +32,34 @@ type Server struct {
 	calls   map[string]int
 }
 
-// Option configures a Server created by New or Start.
-type Option func(*config)
+// Option configures a Server created by [New] or [Start]. An invalid
+// option (or a nil one) makes New return an error wrapping
+// [ErrInvalidConfig].
+type Option func(*config) error
+
+// ErrInvalidConfig: New was given a nil or invalid Option.
+var ErrInvalidConfig = errors.New("gcpsmtest: invalid configuration")
 
 type config struct {
 	serverOpts     []grpc.ServerOption
 	projectNumbers map[string]string
+	now            func() time.Time
+	lag            time.Duration
+	seed           uint64
+	secretRate     *SecretRate
+	projectQuotas  *ProjectQuotas
 }
 
 // WithServerOptions adds grpc.ServerOptions to the emulator's gRPC server,
 // for example grpc.UnaryInterceptor to inject faults or latency. The
 // emulator counts calls with a stats.Handler, so calls that an interceptor
-// rejects are counted too.
+// rejects are counted too. An interceptor set with grpc.UnaryInterceptor
+// runs before the emulator's quota checks (see [WithProjectQuotas]).
 func WithServerOptions(opts ...grpc.ServerOption) Option {
-	return func(c *config) { c.serverOpts = append(c.serverOpts, opts...) }
+	return func(c *config) error {
+		c.serverOpts = append(c.serverOpts, opts...)
+		return nil
+	}
 }
 
 // WithProjectNumber makes the emulator behave like the real service for a
@@ -54,20 +69,29 @@ func WithServerOptions(opts ...grpc.ServerOption) Option {
 // which is what Secret Manager does. Without this option names are returned
 // with the project segment exactly as the caller sent it.
 func WithProjectNumber(projectID string, number int64) Option {
-	return func(c *config) {
+	return func(c *config) error {
+		if projectID == "" || number <= 0 {
+			return fmt.Errorf("%w: WithProjectNumber(%q, %d): need a project ID and a positive number", ErrInvalidConfig, projectID, number)
+		}
 		if c.projectNumbers == nil {
 			c.projectNumbers = map[string]string{}
 		}
 		c.projectNumbers[projectID] = strconv.FormatInt(number, 10)
+		return nil
 	}
 }
 
 // New starts an emulator on a random port of 127.0.0.1. The caller must call
 // Close. Use Start in tests.
 func New(opts ...Option) (*Server, error) {
-	var cfg config
+	cfg := config{now: time.Now, seed: 1}
 	for _, o := range opts {
-		o(&cfg)
+		if o == nil {
+			return nil, fmt.Errorf("%w: nil Option", ErrInvalidConfig)
+		}
+		if err := o(&cfg); err != nil {
+			return nil, err
+		}
 	}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -75,11 +99,14 @@ func New(opts ...Option) (*Server, error) {
 	}
 	s := &Server{
 		addr:      lis.Addr().String(),
-		svc:       newService(cfg.projectNumbers),
+		svc:       newService(&cfg),
 		serveDone: make(chan struct{}),
 		calls:     map[string]int{},
 	}
-	sopts := append([]grpc.ServerOption{grpc.StatsHandler(callCounter{s})}, cfg.serverOpts...)
+	sopts := append([]grpc.ServerOption{
+		grpc.StatsHandler(callCounter{s}),
+		grpc.ChainUnaryInterceptor(s.svc.quotas.intercept),
+	}, cfg.serverOpts...)
 	s.gsrv = grpc.NewServer(sopts...)
 	secretmanagerpb.RegisterSecretManagerServiceServer(s.gsrv, s.svc)
 	go func() {
@@ -188,3 +215,8 @@ func (callCounter) HandleRPC(context.Context, stats.RPCStats) {}
 func (callCounter) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context { return ctx }
 
 func (callCounter) HandleConn(context.Context, stats.ConnStats) {}
+
+// Throttled returns how many requests the rate limits of
+// [WithSecretWriteRate] and [WithProjectQuotas] answered
+// RESOURCE_EXHAUSTED.
+func (s *Server) Throttled() int { return s.svc.quotas.throttledCount() }

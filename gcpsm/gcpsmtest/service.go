@@ -3,6 +3,7 @@ package gcpsmtest
 import (
 	"context"
 	"maps"
+	"math/rand/v2"
 	"strconv"
 	"sync"
 	"time"
@@ -25,31 +26,48 @@ type service struct {
 	secretmanagerpb.UnimplementedSecretManagerServiceServer
 
 	projectNumbers map[string]string // project ID -> number; read-only
+	now            func() time.Time  // WithClock
+	lag            time.Duration     // WithEventualConsistency; 0: linearizable
+	quotas         *quotas           // WithSecretWriteRate, WithProjectQuotas
 
-	mu       sync.RWMutex
-	secrets  map[string]*secretEntry // keyed by canonical secret name
-	seq      uint64                  // creation order of secrets
-	lastEtag int64
+	rngMu sync.Mutex
+	rng   *rand.Rand // staleness draws
+
+	mu        sync.RWMutex
+	secrets   map[string]*secretEntry   // keyed by canonical secret name
+	graveyard map[string][]*secretEntry // deleted secrets lagging readers may still see
+	seq       uint64                    // creation order of secrets
+	lastEtag  int64
 }
 
 type secretEntry struct {
 	seq      uint64
 	pb       *secretmanagerpb.Secret
 	versions []*versionEntry // versions[i] is version i+1
+	history  []secretSnap    // with a lag: past states, oldest first
 }
 
 type versionEntry struct {
-	pb   *secretmanagerpb.SecretVersion
-	data []byte // nil once destroyed
-	crc  uint32
+	pb      *secretmanagerpb.SecretVersion
+	data    []byte // nil once destroyed
+	crc     uint32
+	history []versionSnap // with a lag: past metadata, oldest first
 }
 
-func newService(projectNumbers map[string]string) *service {
-	return &service{
-		projectNumbers: projectNumbers,
+func newService(cfg *config) *service {
+	s := &service{
+		projectNumbers: cfg.projectNumbers,
+		now:            cfg.now,
+		lag:            cfg.lag,
+		rng:            newRand(cfg.seed),
 		secrets:        map[string]*secretEntry{},
 	}
+	s.quotas = &quotas{svc: s, now: cfg.now, secretRate: cfg.secretRate, project: cfg.projectQuotas}
+	return s
 }
+
+// timestamp returns the emulator's current time as a Timestamp.
+func (s *service) timestamp() *timestamppb.Timestamp { return timestamppb.New(s.now()) }
 
 // canonicalProject maps a project ID to its configured number (see
 // WithProjectNumber) so that both spellings address the same resources.
@@ -144,13 +162,14 @@ func (s *service) CreateSecret(_ context.Context, req *secretmanagerpb.CreateSec
 		pb: &secretmanagerpb.Secret{
 			Name:        name,
 			Replication: proto.Clone(in.GetReplication()).(*secretmanagerpb.Replication),
-			CreateTime:  timestamppb.Now(),
+			CreateTime:  s.timestamp(),
 			Labels:      maps.Clone(in.GetLabels()),
 			Annotations: maps.Clone(in.GetAnnotations()),
 			Etag:        s.newEtag(),
 		},
 	}
 	s.secrets[name] = e
+	s.recordSecret(e, false)
 	return cloneSecret(e.pb), nil
 }
 
@@ -163,6 +182,13 @@ func (s *service) GetSecret(_ context.Context, req *secretmanagerpb.GetSecretReq
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	if t, stale := s.staleTime(); stale {
+		_, snap, ok := s.secretAt(name, t)
+		if !ok {
+			return nil, errSecretNotFound(name)
+		}
+		return cloneSecret(snap.pb), nil
+	}
 	e, ok := s.secrets[name]
 	if !ok {
 		return nil, errSecretNotFound(name)
@@ -251,6 +277,7 @@ func (s *service) UpdateSecret(_ context.Context, req *secretmanagerpb.UpdateSec
 		}
 	}
 	e.pb.Etag = s.newEtag()
+	s.recordSecret(e, false)
 	return cloneSecret(e.pb), nil
 }
 
@@ -273,5 +300,6 @@ func (s *service) DeleteSecret(_ context.Context, req *secretmanagerpb.DeleteSec
 		return nil, err
 	}
 	delete(s.secrets, name)
+	s.bury(name, e)
 	return &emptypb.Empty{}, nil
 }

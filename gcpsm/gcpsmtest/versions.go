@@ -7,7 +7,6 @@ import (
 	"cloud.google.com/go/secretmanager/apiv1/secretmanagerpb"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 // Error texts follow what the real service answers, e.g.
@@ -67,7 +66,7 @@ func (s *service) AddSecretVersion(_ context.Context, req *secretmanagerpb.AddSe
 	v := &versionEntry{
 		pb: &secretmanagerpb.SecretVersion{
 			Name:                           versionName(name, n),
-			CreateTime:                     timestamppb.Now(),
+			CreateTime:                     s.timestamp(),
 			State:                          secretmanagerpb.SecretVersion_ENABLED,
 			ReplicationStatus:              replicationStatus(e.pb.GetReplication()),
 			Etag:                           s.newEtag(),
@@ -77,6 +76,8 @@ func (s *service) AddSecretVersion(_ context.Context, req *secretmanagerpb.AddSe
 		crc:  sum,
 	}
 	e.versions = append(e.versions, v)
+	s.recordVersion(v)
+	s.recordSecret(e, false)
 	return cloneVersion(v.pb), nil
 }
 
@@ -87,34 +88,45 @@ func (s *service) AddSecretVersion(_ context.Context, req *secretmanagerpb.AddSe
 // "latest" unreadable rather than falling back to an older one) or a
 // user-defined alias from Secret.version_aliases ("Access by alias is only be
 // supported on GetSecretVersion and AccessSecretVersion", resources.proto).
+//
+// With WithEventualConsistency, "latest" and aliases resolve in a lagging
+// snapshot of the secret, and the version they name is returned in its
+// current state; a number always resolves in the current state.
 // Must be called with mu held.
 func (s *service) resolveVersion(secret, seg string) (*versionEntry, error) {
-	e, ok := s.secrets[secret]
 	n, numeric, err := parseVersionNumber(seg)
 	if err != nil {
 		return nil, err
 	}
+	e, ok := s.secrets[secret]
+	var aliases map[string]int64
+	var versions int64
+	if ok {
+		aliases, versions = e.pb.GetVersionAliases(), int64(len(e.versions))
+	}
+	if t, stale := s.staleTime(); stale && !numeric {
+		var snap secretSnap
+		e, snap, ok = s.secretAt(secret, t)
+		aliases, versions = snap.pb.GetVersionAliases(), snap.versions
+	}
 	switch {
 	case numeric:
 	case seg == versionLatest:
-		if !ok || len(e.versions) == 0 {
+		if !ok || versions == 0 {
 			return nil, status.Errorf(codes.NotFound, "Secret [%s] not found or has no versions.", secret)
 		}
-		n = int64(len(e.versions))
+		n = versions
 	default:
 		if !ok {
 			return nil, errSecretNotFound(secret)
 		}
-		alias, found := e.pb.GetVersionAliases()[seg]
+		alias, found := aliases[seg]
 		if !found {
 			return nil, errVersionNotFound(secret, seg)
 		}
 		n = alias
 	}
-	if !ok {
-		return nil, errVersionNotFound(secret, seg)
-	}
-	if n > int64(len(e.versions)) {
+	if !ok || n > int64(len(e.versions)) {
 		return nil, errVersionNotFound(secret, seg)
 	}
 	return e.versions[n-1], nil
@@ -232,8 +244,9 @@ func (s *service) changeState(name, etag string, to secretmanagerpb.SecretVersio
 	v.pb.State = to
 	if to == secretmanagerpb.SecretVersion_DESTROYED {
 		v.data = nil
-		v.pb.DestroyTime = timestamppb.Now()
+		v.pb.DestroyTime = s.timestamp()
 	}
 	v.pb.Etag = s.newEtag()
+	s.recordVersion(v)
 	return cloneVersion(v.pb), nil
 }

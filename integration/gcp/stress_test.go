@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	secretmanager "cloud.google.com/go/secretmanager/apiv1"
 	"cloud.google.com/go/secretmanager/apiv1/secretmanagerpb"
@@ -26,26 +27,38 @@ const (
 
 // TestStress runs 4 processes × 16 goroutines × 500 users on one prefix.
 func TestStress(t *testing.T) {
-	runStress(t)
+	runStress(t, stress.Config{}, nil)
 }
 
 // TestStressCached runs the same workload with the index cache enabled.
 func TestStressCached(t *testing.T) {
-	runStress(t, gcpsm.WithIndexCache(true))
+	runStress(t, stress.Config{}, nil, gcpsm.WithIndexCache(true))
 }
 
-func runStress(t *testing.T, opts ...gcpsm.Option) {
+// TestStressUnderLag runs the workload on an emulator as weakly consistent
+// as Secret Manager documents: alias and "latest" reads, GetSecret and the
+// lists answer from a state up to 2 s old (gcpsmtest.WithEventualConsistency),
+// while access by version number and every conditional write see the real
+// state. Nothing acknowledged may be lost or duplicated and the index must
+// match the documents; tokenstore.ErrConflict (ErrStaleAlias after the
+// read retries) is the only error allowed to reach callers.
+func TestStressUnderLag(t *testing.T) {
+	runStress(t, stress.Config{AllowConflicts: true}, []gcpsmtest.Option{gcpsmtest.WithEventualConsistency(2 * time.Second)})
+}
+
+func runStress(t *testing.T, cfg stress.Config, emulator []gcpsmtest.Option, opts ...gcpsm.Option) {
 	if testing.Short() {
 		t.Skip("stress test: skipped with -short")
 	}
 	var env []string
 	var srv *gcpsmtest.Server
 	if !stress.IsChild() {
-		srv = gcpsmtest.Start(t) // only the parent serves
+		srv = gcpsmtest.Start(t, emulator...) // only the parent serves
 		env = append(env, envAddr+"="+srv.Addr())
 	}
 	var prefix string
-	sum := stress.Run(t, stress.Config{Env: env}, func(tb testing.TB, o stress.StoreOptions) stress.Store {
+	cfg.Env = env
+	sum := stress.Run(t, cfg, func(tb testing.TB, o stress.StoreOptions) stress.Store {
 		prefix = o.Prefix
 		client := newClient(tb, o.Getenv(envAddr))
 		s, err := gcpsm.New(tb.Context(), client, project, o.Prefix,
@@ -58,9 +71,10 @@ func runStress(t *testing.T, opts ...gcpsm.Option) {
 	if sum == nil {
 		return // a child: its worker is done
 	}
-	// Every write destroyed the version it replaced and every lost race
-	// destroyed its own: each remaining secret (tokens and index shards)
-	// holds exactly one billed version.
+	// Every write destroyed the version its previous alias named before,
+	// and every lost race destroyed its own: each remaining secret (tokens
+	// and index shards) holds at most two billed versions, the current
+	// one and the previous one (kept for readers that lag).
 	client := newClient(t, srv.Addr())
 	ctx := t.Context()
 	secrets, extra := 0, 0
@@ -91,14 +105,14 @@ func runStress(t *testing.T, opts ...gcpsm.Option) {
 				live++
 			}
 		}
-		if live != 1 {
+		if live > 2 {
 			extra++
 			if extra <= 10 {
-				t.Errorf("%s has %d ENABLED or DISABLED versions after the run, want 1", sec.GetName(), live)
+				t.Errorf("%s has %d ENABLED or DISABLED versions after the run, want at most 2", sec.GetName(), live)
 			}
 		}
 	}
-	t.Logf("%d secrets under the prefix, %d with more than one live version; emulator calls: %v", secrets, extra, srv.Calls())
+	t.Logf("%d secrets under the prefix, %d with more than two live versions; emulator calls: %v", secrets, extra, srv.Calls())
 	if secrets == 0 {
 		t.Error("no secret found under the run's prefix")
 	}
