@@ -110,7 +110,12 @@ const (
 	// ErrStaleRead (GCP Secret Manager documents alias reads that lag;
 	// the project's staleness harness lags 2 s).
 	DefaultStaleReadWait = 10 * time.Second
-	// DefaultPoolSize: how many Sources a Pool keeps. See NewPool.
+	// DefaultPoolSize: how many Sources a Pool keeps. A full Pool of
+	// 1024 holds about 1.5 MiB (BenchmarkPoolMemory: ~1.5 KiB per
+	// Source), small next to a 128 MiB Lambda function, while covering
+	// the users one execution environment or Cloud Run instance serves
+	// in a token lifetime (an hour) at thousands of invocations a minute
+	// spread over a fleet; a dropped Source costs one store read.
 	DefaultPoolSize = 1024
 )
 

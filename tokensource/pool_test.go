@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -335,5 +336,62 @@ func TestPoolRefreshPerLifetime(t *testing.T) {
 	}
 	if n := e.srv.Refreshes(); n < 10 || n > 12 {
 		t.Fatalf("%d refreshes in 10 lifetimes", n)
+	}
+}
+
+// BenchmarkPoolWarm: a warm Token call (no store or provider call).
+func BenchmarkPoolWarm(b *testing.B) {
+	srv := oauthtest.Start(b, oauthtest.WithLimit(0, 0))
+	store := tokenstore.NewMemoryStore()
+	p, err := tokensource.NewPool(store, cfgOf(srv), tokensource.WithLogger(quietLogger()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := p.Token(b.Context(), &tokenstore.Token{UserName: "u", GrantToken: srv.IssueGrant("u")}); err != nil {
+		b.Fatal(err)
+	}
+	who := &tokenstore.Token{UserName: "u"}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := p.Token(b.Context(), who); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkPoolMemory reports the heap a full Pool of DefaultPoolSize warm
+// Sources holds, per Source (tokens of oauthtest's size, 1000.<32>.<32>).
+func BenchmarkPoolMemory(b *testing.B) {
+	srv := oauthtest.Start(b, oauthtest.WithLimit(0, 0))
+	store := tokenstore.NewMemoryStore()
+	for i := range tokensource.DefaultPoolSize {
+		u := fmt.Sprintf("user%04d@example.com", i)
+		src, err := tokensource.New(store, &tokenstore.Token{UserName: u, GrantToken: srv.IssueGrant(u)}, cfgOf(srv), tokensource.WithLogger(quietLogger()))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := src.Token(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for range b.N {
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		p, err := tokensource.NewPool(store, cfgOf(srv), tokensource.WithLogger(quietLogger()))
+		if err != nil {
+			b.Fatal(err)
+		}
+		for i := range tokensource.DefaultPoolSize {
+			if _, err := p.Token(b.Context(), &tokenstore.Token{UserName: fmt.Sprintf("user%04d@example.com", i)}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(p.Len()), "heapB/source")
+		runtime.KeepAlive(p)
 	}
 }
