@@ -105,24 +105,22 @@ func (c *client) post(ctx context.Context, endpoint string, form url.Values, cli
 	if st := oauth2.AuthStyle(info.style.Load()); st != oauth2.AuthStyleAutoDetect {
 		return c.send(ctx, endpoint, form, clientID, clientSecret, st) // detected while we waited
 	}
-	a, err := c.send(ctx, endpoint, form, clientID, clientSecret, oauth2.AuthStyleInHeader)
-	if err != nil {
-		return nil, err
+	// HTTP Basic first (RFC 6749 section 2.3.1: every server must take
+	// it), then the form.
+	var last *answer
+	for _, st := range []oauth2.AuthStyle{oauth2.AuthStyleInHeader, oauth2.AuthStyleInParams} {
+		a, err := c.send(ctx, endpoint, form, clientID, clientSecret, st)
+		if err != nil {
+			return nil, err
+		}
+		if !a.clientRejected() {
+			info.style.Store(int32(st))
+			return a, nil
+		}
+		last = a
 	}
-	if !a.clientRejected() {
-		info.style.Store(int32(oauth2.AuthStyleInHeader))
-		return a, nil
-	}
-	b, err := c.send(ctx, endpoint, form, clientID, clientSecret, oauth2.AuthStyleInParams)
-	if err != nil {
-		return nil, err
-	}
-	if !b.clientRejected() {
-		info.style.Store(int32(oauth2.AuthStyleInParams))
-		return b, nil
-	}
-	b.probed = true // both rejected: the credentials are wrong; detect again next time
-	return b, nil
+	last.probed = true // both rejected: the credentials are wrong; detect again next time
+	return last, nil
 }
 
 // clientRejected reports whether an answer rejects the client

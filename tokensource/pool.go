@@ -88,18 +88,8 @@ func NewPool(store tokenstore.Store, cfg Config, opts ...Option) (*Pool, error) 
 // Token returns a valid access token for who, as [Source.TokenContext]
 // does, through the Pool's Source for who.
 func (p *Pool) Token(ctx context.Context, who *tokenstore.Token) (*oauth2.Token, error) {
-	e, id, err := p.entry(who)
-	if err != nil {
-		return nil, err
-	}
-	tok, err := e.src.TokenContext(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if got, _ := tok.Extra(ExtraTokenID).(string); got != id {
-		p.learn(e, got)
-	}
-	return tok, nil
+	_, tok, err := p.get(ctx, who)
+	return tok, err
 }
 
 // Source returns the Pool's Source for who, once it holds a valid token
@@ -107,18 +97,25 @@ func (p *Pool) Token(ctx context.Context, who *tokenstore.Token) (*oauth2.Token,
 // here). Use it for Revoke or RefreshRejected; Token and Client cover the
 // rest.
 func (p *Pool) Source(ctx context.Context, who *tokenstore.Token) (*Source, error) {
+	src, _, err := p.get(ctx, who)
+	return src, err
+}
+
+// get returns who's Source and a valid token from it, and records the
+// record ID the Source found.
+func (p *Pool) get(ctx context.Context, who *tokenstore.Token) (*Source, *oauth2.Token, error) {
 	e, id, err := p.entry(who)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	tok, err := e.src.TokenContext(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if got, _ := tok.Extra(ExtraTokenID).(string); got != id {
-		return p.learn(e, got), nil
+		return p.learn(e, got), tok, nil
 	}
-	return e.src, nil
+	return e.src, tok, nil
 }
 
 // Client returns an HTTP client whose requests carry who's token and are
