@@ -17,11 +17,17 @@
 //     rotate (WithRotation), in which case the old one stops working;
 //   - expires_in in seconds, or Zoho's older form with expires_in in
 //     milliseconds next to expires_in_sec (WithExpiresStyle);
-//   - api_domain in every token answer (WithAPIDomain).
+//   - api_domain in every token answer (WithAPIDomain);
+//   - client credentials accepted with HTTP Basic or in the form, or only
+//     one of them (WithClientAuthMethod: ORY Hydra's default client takes
+//     client_secret_basic only, Zoho documents client_secret_post);
+//   - with WithReuseDetection, reusing a rotated-out refresh token
+//     revokes the whole token chain of that login, the tokens issued
+//     after it included, as ORY Hydra does.
 //
 // It counts what happened (Exchanges, Refreshes, TokenRequests,
-// Revocations), and hands out grant codes with IssueGrant. It uses only
-// the standard library.
+// Revocations, RefreshTokenReuses, ClientAuthRejections), and hands out
+// grant codes with IssueGrant. It uses only the standard library.
 package oauthtest
 
 import (
@@ -75,6 +81,22 @@ const (
 	// ExpiresInString: "expires_in": "3600", a JSON string, as some
 	// providers send it.
 	ExpiresInString
+)
+
+// ClientAuthMethod selects how the token and revoke endpoints accept the
+// client credentials (OpenID Connect's token_endpoint_auth_method).
+type ClientAuthMethod int
+
+const (
+	// ClientAuthAny accepts HTTP Basic or the form fields (the default).
+	ClientAuthAny ClientAuthMethod = iota
+	// ClientSecretBasic accepts HTTP Basic only (RFC 6749 section 2.3.1;
+	// ORY Hydra's default for a new client). Credentials in the form are
+	// answered with HTTP 401 "invalid_client".
+	ClientSecretBasic
+	// ClientSecretPost accepts client_id and client_secret form fields
+	// only. HTTP Basic is answered with HTTP 401 "invalid_client".
+	ClientSecretPost
 )
 
 // GrantLifetime is how long a grant code from IssueGrant can be exchanged:
@@ -138,6 +160,21 @@ func WithErrorStatus(code int) Option {
 	return func(s *Server) { s.errStatus = code }
 }
 
+// WithClientAuthMethod restricts how the client credentials may be sent
+// (default ClientAuthAny).
+func WithClientAuthMethod(m ClientAuthMethod) Option {
+	return func(s *Server) { s.authMethod = m }
+}
+
+// WithReuseDetection makes a refresh with a rotated-out refresh token
+// revoke every refresh and access token of that login's chain, the ones
+// issued after it included, as ORY Hydra does (its answer is
+// invalid_code, like any dead token). Reuses are counted with or without
+// it (RefreshTokenReuses). It matters with WithRotation only.
+func WithReuseDetection(on bool) Option {
+	return func(s *Server) { s.reuseDetection = on }
+}
+
 // WithLatency delays every token endpoint answer by d, which widens race
 // windows in concurrency tests.
 func WithLatency(d time.Duration) Option {
@@ -171,14 +208,21 @@ type Server struct {
 	apiDomain                           string
 	errStatus                           int
 	latency                             time.Duration
+	authMethod                          ClientAuthMethod
+	reuseDetection                      bool
 
 	mu          sync.Mutex
 	grants      map[string]*grant
 	refresh     map[string]string      // live refresh token -> user
+	family      map[string]string      // refresh token (live or spent) -> its login's chain
+	spent       map[string]bool        // rotated-out refresh tokens
 	access      map[string]*accessInfo // live access token -> info
 	generations []time.Time
 	failNext    []string
-	counts      struct{ exchanges, refreshes, tokenRequests, revocations, revokeRequests int }
+	counts      struct {
+		exchanges, refreshes, tokenRequests, revocations, revokeRequests int
+		reuses, clientAuthRejections                                     int
+	}
 }
 
 type grant struct {
@@ -205,6 +249,8 @@ func NewServer(opts ...Option) *Server {
 		errStatus:    http.StatusOK,
 		grants:       map[string]*grant{},
 		refresh:      map[string]string{},
+		family:       map[string]string{},
+		spent:        map[string]bool{},
 		access:       map[string]*accessInfo{},
 	}
 	for _, o := range opts {
@@ -297,6 +343,24 @@ func (s *Server) RevokeRequests() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.counts.revokeRequests
+}
+
+// RefreshTokenReuses returns the number of refresh requests that sent a
+// rotated-out refresh token (with WithReuseDetection, each revoked its
+// token chain). A client that never reuses a refresh token keeps it at 0.
+func (s *Server) RefreshTokenReuses() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.counts.reuses
+}
+
+// ClientAuthRejections returns the number of token and revoke requests
+// rejected because the client credentials came in a style that
+// WithClientAuthMethod does not allow.
+func (s *Server) ClientAuthRejections() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.counts.clientAuthRejections
 }
 
 // FailNext makes the next n token endpoint requests fail with the error
@@ -398,6 +462,9 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, code)
 		return
 	}
+	if !s.authMethodAllowedLocked(w, r) {
+		return
+	}
 	id, secret := clientCredentials(r)
 	if id != s.clientID || secret != s.clientSecret {
 		s.writeError(w, ErrInvalidClient)
@@ -419,12 +486,19 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		g.used = true
 		rt := "1000." + randomHex(16) + "." + randomHex(16)
 		s.refresh[rt] = g.user
+		s.family[rt] = randomHex(8)
 		s.counts.exchanges++
 		s.writeToken(w, s.newAccessLocked(g.user, rt, now), rt, now)
 	case "refresh_token":
 		rt := r.Form.Get("refresh_token")
 		user, ok := s.refresh[rt]
 		if !ok {
+			if s.spent[rt] {
+				s.counts.reuses++
+				if s.reuseDetection {
+					s.revokeChainLocked(s.family[rt])
+				}
+			}
 			s.writeError(w, ErrInvalidCode)
 			return
 		}
@@ -435,14 +509,61 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		newRT := ""
 		if s.rotate {
 			delete(s.refresh, rt)
+			s.spent[rt] = true
 			newRT = "1000." + randomHex(16) + "." + randomHex(16)
 			s.refresh[newRT] = user
+			s.family[newRT] = s.family[rt]
 			rt = newRT
 		}
 		s.counts.refreshes++
 		s.writeToken(w, s.newAccessLocked(user, rt, now), newRT, now)
 	default:
 		s.writeError(w, ErrInvalidRequest)
+	}
+}
+
+// authMethodAllowedLocked answers 401 invalid_client and returns false
+// when the request's client credentials come in a style the server does
+// not accept.
+func (s *Server) authMethodAllowedLocked(w http.ResponseWriter, r *http.Request) bool {
+	_, _, basic := r.BasicAuth()
+	inForm := r.PostForm.Get("client_secret") != "" || (!basic && r.PostForm.Get("client_id") != "")
+	ok := true
+	switch s.authMethod {
+	case ClientSecretBasic:
+		ok = basic && !inForm
+	case ClientSecretPost:
+		ok = !basic && inForm
+	}
+	if ok {
+		return true
+	}
+	s.counts.clientAuthRejections++
+	if s.authMethod == ClientSecretBasic {
+		w.Header().Set("WWW-Authenticate", `Basic realm="oauthtest"`)
+	}
+	writeJSON(w, http.StatusUnauthorized, map[string]any{
+		"error":             ErrInvalidClient,
+		"error_description": "Client authentication failed: the client is not registered for this token_endpoint_auth_method.",
+	})
+	return false
+}
+
+// revokeChainLocked revokes every refresh and access token of a login's
+// chain.
+func (s *Server) revokeChainLocked(fam string) {
+	if fam == "" {
+		return
+	}
+	for rt := range s.refresh {
+		if s.family[rt] == fam {
+			delete(s.refresh, rt)
+		}
+	}
+	for at, info := range s.access {
+		if s.family[info.refresh] == fam {
+			delete(s.access, at)
+		}
 	}
 }
 
@@ -522,6 +643,9 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.counts.revokeRequests++
+	if !s.authMethodAllowedLocked(w, r) {
+		return
+	}
 	if tok == "" {
 		writeJSON(w, s.errStatus, map[string]any{"error": ErrInvalidRequest})
 		return

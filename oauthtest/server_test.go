@@ -109,6 +109,79 @@ func TestBasicAuthClient(t *testing.T) {
 	}
 }
 
+func TestClientAuthMethod(t *testing.T) {
+	basicHeader := func(s *Server) http.Header {
+		return http.Header{"Authorization": {"Basic " + base64.StdEncoding.EncodeToString(
+			[]byte(url.QueryEscape(s.ClientID())+":"+url.QueryEscape(s.ClientSecret())))}}
+	}
+	for _, c := range []struct {
+		name                 string
+		method               ClientAuthMethod
+		basicOK, postOK, any bool
+	}{
+		{"any", ClientAuthAny, true, true, true},
+		{"basic", ClientSecretBasic, true, false, false},
+		{"post", ClientSecretPost, false, true, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := Start(t, WithClientAuthMethod(c.method))
+			// HTTP Basic.
+			form := url.Values{"grant_type": {"authorization_code"}, "code": {s.IssueGrant("u")}}
+			st, body := post(t, s.TokenURL, form, basicHeader(s))
+			if got := st == 200 && body["access_token"] != nil; got != c.basicOK {
+				t.Fatalf("basic: %d %v", st, body)
+			}
+			if !c.basicOK && (st != http.StatusUnauthorized || body["error"] != ErrInvalidClient) {
+				t.Fatalf("basic rejected with %d %v, want 401 invalid_client", st, body)
+			}
+			// Form fields.
+			st, body = post(t, s.TokenURL, exchangeForm(s, s.IssueGrant("u")), nil)
+			if got := st == 200 && body["access_token"] != nil; got != c.postOK {
+				t.Fatalf("post: %d %v", st, body)
+			}
+			if !c.postOK && (st != http.StatusUnauthorized || body["error"] != ErrInvalidClient) {
+				t.Fatalf("post rejected with %d %v, want 401 invalid_client", st, body)
+			}
+			want := 0
+			if !c.any {
+				want = 1
+			}
+			if s.ClientAuthRejections() != want || s.Exchanges() != 2-want {
+				t.Fatalf("rejections %d, exchanges %d", s.ClientAuthRejections(), s.Exchanges())
+			}
+		})
+	}
+}
+
+func TestReuseDetection(t *testing.T) {
+	for _, detect := range []bool{false, true} {
+		s := Start(t, WithRotation(true), WithReuseDetection(detect))
+		_, body := post(t, s.TokenURL, exchangeForm(s, s.IssueGrant("rita")), nil)
+		rt1 := body["refresh_token"].(string)
+		_, body = post(t, s.TokenURL, refreshForm(s, rt1), nil)
+		rt2, at2 := body["refresh_token"].(string), body["access_token"].(string)
+		// Another login of the same user is another chain.
+		_, body = post(t, s.TokenURL, exchangeForm(s, s.IssueGrant("rita")), nil)
+		other := body["refresh_token"].(string)
+		if s.RefreshTokenReuses() != 0 {
+			t.Fatalf("reuses %d before any reuse", s.RefreshTokenReuses())
+		}
+		if _, body := post(t, s.TokenURL, refreshForm(s, rt1), nil); body["error"] != ErrInvalidCode {
+			t.Fatalf("reuse answered %v", body)
+		}
+		if s.RefreshTokenReuses() != 1 {
+			t.Fatalf("reuses %d, want 1", s.RefreshTokenReuses())
+		}
+		_, atLive := s.AccessTokenUser(at2)
+		if s.RefreshTokenValid(rt2) == detect || atLive == detect {
+			t.Fatalf("detection %v: newest refresh token valid %v, its access token valid %v", detect, s.RefreshTokenValid(rt2), atLive)
+		}
+		if !s.RefreshTokenValid(other) {
+			t.Fatal("the other login's chain was revoked too")
+		}
+	}
+}
+
 func TestRotation(t *testing.T) {
 	s := Start(t, WithRotation(true))
 	_, body := post(t, s.TokenURL, exchangeForm(s, s.IssueGrant("carol")), nil)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -47,11 +48,10 @@ func (c *client) httpClient(ctx context.Context) *http.Client {
 	return http.DefaultClient
 }
 
-// post sends form to endpoint with the client credentials in the style of
-// c.cfg.AuthStyle and returns the status, the content type and the body.
-func (c *client) post(ctx context.Context, endpoint string, form url.Values, clientID, clientSecret string) (int, string, []byte, error) {
+// send posts form to endpoint with the client credentials in style.
+func (c *client) send(ctx context.Context, endpoint string, form url.Values, clientID, clientSecret string, style oauth2.AuthStyle) (*answer, error) {
 	form = cloneValues(form)
-	if c.cfg.AuthStyle != oauth2.AuthStyleInHeader {
+	if style != oauth2.AuthStyleInHeader {
 		if clientID != "" {
 			form.Set("client_id", clientID)
 		}
@@ -61,35 +61,48 @@ func (c *client) post(ctx context.Context, endpoint string, form url.Values, cli
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
 	if err != nil {
-		return 0, "", nil, err
+		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
-	if c.cfg.AuthStyle == oauth2.AuthStyleInHeader {
+	if style == oauth2.AuthStyleInHeader {
 		// RFC 6749 section 2.3.1: form-encode before Basic encoding.
 		req.SetBasicAuth(url.QueryEscape(clientID), url.QueryEscape(clientSecret))
 	}
 	resp, err := c.httpClient(ctx).Do(req)
 	if err != nil {
-		return 0, "", nil, err
+		return nil, err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
 	if err != nil {
-		return 0, "", nil, fmt.Errorf("reading the answer: %w", err)
+		return nil, fmt.Errorf("reading the answer: %w", err)
 	}
-	return resp.StatusCode, resp.Header.Get("Content-Type"), body, nil
+	return &answer{status: resp.StatusCode, ctype: resp.Header.Get("Content-Type"), body: body, style: style}, nil
+}
+
+// withStyleHint adds to an invalid_client error which client
+// authentication style was used and what to try instead.
+func withStyleHint(err error, a *answer) error {
+	if errors.Is(err, ErrInvalidClient) && a.clientRejected() {
+		return fmt.Errorf("%w (%s)", err, a.styleHint())
+	}
+	return err
 }
 
 // callToken posts a token request (grant_type and its parameters in
 // form) and parses the answer. secrets are the values to keep out of
 // error messages.
 func (c *client) callToken(ctx context.Context, op string, form url.Values, clientID, clientSecret string, secrets ...string) (*tokenAnswer, error) {
-	status, ctype, body, err := c.post(ctx, c.cfg.TokenURL, form, clientID, clientSecret)
+	a, err := c.post(ctx, c.cfg.TokenURL, form, clientID, clientSecret)
 	if err != nil {
 		return nil, fmt.Errorf("tokensource: %s: token endpoint request failed: %w", op, err)
 	}
-	return parseTokenAnswer(op, status, ctype, body, append(secrets, clientSecret)...)
+	ta, err := parseTokenAnswer(op, a.status, a.ctype, a.body, append(secrets, clientSecret)...)
+	if err != nil {
+		return nil, withStyleHint(err, a)
+	}
+	return ta, nil
 }
 
 // parseTokenAnswer interprets a token endpoint answer the way Zoho's SDKs
@@ -206,19 +219,20 @@ func (c *client) revoke(ctx context.Context, token, hint, clientID, clientSecret
 	if hint != "" {
 		form.Set("token_type_hint", hint)
 	}
-	status, ctype, body, err := c.post(ctx, c.cfg.RevokeURL, form, clientID, clientSecret)
+	a, err := c.post(ctx, c.cfg.RevokeURL, form, clientID, clientSecret)
 	if err != nil {
 		return fmt.Errorf("tokensource: revoke: request failed: %w", err)
 	}
-	fields, _ := decodeFields(ctype, body)
+	status := a.status
+	fields, _ := decodeFields(a.ctype, a.body)
 	code := str(fields["error"])
 	st := strings.ToLower(str(fields["status"]))
 	if code == "" && (st == "failure" || st == "error") {
 		code = st
 	}
 	if code != "" || status < 200 || status > 299 {
-		return &ProviderError{Op: "revoke", StatusCode: status, Code: code,
-			Description: redactIn(str(fields["error_description"]), token, clientSecret)}
+		return withStyleHint(&ProviderError{Op: "revoke", StatusCode: status, Code: code,
+			Description: redactIn(str(fields["error_description"]), token, clientSecret)}, a)
 	}
 	return nil
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/cloudtokens/cloudtokens/tokenstore"
 )
 
 // The sentinel errors of this package; test with errors.Is. Errors never
@@ -39,6 +41,19 @@ var (
 	ErrLeaseTimeout = errors.New("tokensource: timed out waiting for another process to refresh the token")
 	// ErrNoRevokeURL: Revoke needs Config.RevokeURL.
 	ErrNoRevokeURL = errors.New("tokensource: no revoke URL configured")
+	// ErrInvalidConfig: [New], [NewPool] or [Revoke] got a bad [Config]
+	// (no token URL, an unknown AuthStyle), a nil store, a nil [Option]
+	// or an option with a bad value (a negative duration, a nil logger,
+	// clock or HTTP client, a maximum below its initial value).
+	ErrInvalidConfig = errors.New("tokensource: invalid configuration")
+	// ErrStaleRead: the store kept answering with a refresh token that
+	// this Source has already seen replaced by a newer one (a stale read
+	// of an eventually consistent store) for longer than
+	// [WithStaleReadWait]. The Source did not send that refresh token to
+	// the provider, since reusing a rotated-out refresh token makes
+	// providers such as ORY Hydra revoke the whole token chain. The error
+	// also matches [tokenstore.ErrConflict].
+	ErrStaleRead = fmt.Errorf("tokensource: the store keeps returning a superseded refresh token: %w", tokenstore.ErrConflict)
 )
 
 // ProviderError is an error answer of the provider's token or revoke

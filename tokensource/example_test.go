@@ -79,3 +79,51 @@ func ExampleSource_Client() {
 	fmt.Println(resp.Status, "after", provider.Refreshes(), "refresh")
 	// Output: 200 OK after 1 refresh
 }
+
+// One Pool per process, shared by every request: the first request for a
+// user reads the store, later ones neither the store nor the provider
+// while the token is valid. In a Lambda function or an HTTP server, build
+// the Pool once (a package-level variable, or in main) and call it in the
+// handler. The store would be awssm, gcpsm or vault; TokenURL Zoho's.
+func ExamplePool() {
+	ctx := context.Background()
+	provider := oauthtest.NewServer()
+	defer provider.Close()
+	store := tokenstore.NewMemoryStore()
+
+	pool, err := tokensource.NewPool(store, tokensource.Config{
+		TokenURL:     provider.TokenURL,
+		ClientID:     provider.ClientID(),
+		ClientSecret: provider.ClientSecret(),
+		AuthStyle:    oauth2.AuthStyleInParams, // Zoho's style: no detection request
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	// The login request: the grant code the consent page returned.
+	login := &tokenstore.Token{UserName: "alice@example.com", GrantToken: provider.IssueGrant("alice@example.com")}
+	if _, err := pool.Token(ctx, login); err != nil {
+		log.Fatal(err)
+	}
+
+	// Every later request names the user (or the record ID).
+	for range 3 {
+		client, err := pool.Client(ctx, &tokenstore.Token{UserName: "alice@example.com"})
+		if err != nil {
+			log.Fatal(err) // errors.Is(err, tokensource.ErrNoToken): send the user to the login
+		}
+		resp, err := client.Get(provider.APIURL)
+		if err != nil {
+			log.Fatal(err)
+		}
+		resp.Body.Close()
+		fmt.Println(resp.Status)
+	}
+	fmt.Println("token requests:", provider.TokenRequests(), "sources:", pool.Len())
+	// Output:
+	// 200 OK
+	// 200 OK
+	// 200 OK
+	// token requests: 1 sources: 1
+}

@@ -37,18 +37,22 @@ func (s *Source) Revoke(ctx context.Context) error {
 // refuses for another reason, or cannot be reached, the record is kept
 // and the error returned, so that the call can be repeated. A record
 // with neither token is just deleted. The client credentials are the
-// record's, else cfg's. Of the options, only WithHTTPClient matters.
+// record's, else cfg's. Of the options, only WithHTTPClient matters; a
+// nil or bad option is an error wrapping [ErrInvalidConfig].
 func Revoke(ctx context.Context, store tokenstore.Store, cfg Config, id string, opts ...Option) error {
+	o, err := applyOptions(opts)
+	if err != nil {
+		return fmt.Errorf("tokensource: revoke: %w", err)
+	}
+	if store == nil {
+		return fmt.Errorf("tokensource: revoke: %w: nil store", ErrInvalidConfig)
+	}
 	t, err := store.FindTokenByID(ctx, id)
 	if err != nil {
 		return fmt.Errorf("tokensource: revoke: %w", err)
 	}
 	fill(&t.ClientID, cfg.ClientID)
 	fill(&t.ClientSecret, cfg.ClientSecret)
-	o := defaultOptions()
-	for _, opt := range opts {
-		opt(&o)
-	}
 	return revokeToken(ctx, &client{cfg: cfg, http: o.http}, store, t)
 }
 

@@ -3,12 +3,15 @@ package tokensource
 import (
 	"context"
 	crand "crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/url"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -39,6 +42,13 @@ type Source struct {
 	holder  string
 	group   singleflight.Group
 
+	// endpoint is what the process knows about cfg.TokenURL and the
+	// partial token's client; lifetime the access token lifetime of this
+	// Source's last token answer (nanoseconds, 0 until one).
+	endpoint     *endpointInfo
+	lifetime     atomic.Int64
+	marginWarned atomic.Bool
+
 	mu      sync.Mutex
 	id      string            // the record's ID, once known
 	cur     *tokenstore.Token // the last token read or obtained, saved
@@ -48,6 +58,11 @@ type Source struct {
 	// in the record, or rejected while a record exists; a grant code is
 	// single-use, so it is ignored from then on.
 	grantUsed bool
+	// exchanged: this Source exchanged a grant code (a login).
+	exchanged bool
+	// seen: the refresh tokens this Source has seen, oldest first; a
+	// read that returns one of the older ones is stale.
+	seen seenTokens
 }
 
 var _ oauth2.TokenSource = (*Source)(nil)
@@ -68,19 +83,30 @@ type failure struct {
 // its blank ClientID, ClientSecret and RedirectURL are taken from cfg.
 //
 // New does not contact the store or the provider; the first Token call
-// does.
+// does. A nil store, a bad cfg or a nil or bad option gives an error
+// wrapping [ErrInvalidConfig]; a partial token that identifies nothing,
+// one wrapping [tokenstore.ErrInvalidToken].
+//
+// A program that serves many users, or one user from many requests,
+// should keep its Sources rather than make one per request, which costs a
+// store read per request: a [Pool] does that.
 func New(store tokenstore.Store, partial *tokenstore.Token, cfg Config, opts ...Option) (*Source, error) {
+	o, err := applyOptions(opts)
+	if err != nil {
+		return nil, fmt.Errorf("tokensource: %w", err)
+	}
+	return newSource(store, partial, cfg, o)
+}
+
+func newSource(store tokenstore.Store, partial *tokenstore.Token, cfg Config, o options) (*Source, error) {
 	if store == nil {
-		return nil, errors.New("tokensource: nil store")
+		return nil, fmt.Errorf("tokensource: %w: nil store", ErrInvalidConfig)
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("tokensource: %w", err)
 	}
 	if partial == nil {
 		return nil, fmt.Errorf("tokensource: %w: nil partial token", tokenstore.ErrInvalidToken)
-	}
-	if cfg.TokenURL == "" {
-		return nil, errors.New("tokensource: Config.TokenURL is empty")
-	}
-	if _, err := url.Parse(cfg.TokenURL); err != nil {
-		return nil, fmt.Errorf("tokensource: Config.TokenURL: %w", err)
 	}
 	p := partial.Clone()
 	accessOnly := p.ID == "" && p.UserName == "" && p.GrantToken == "" && p.RefreshToken == "" &&
@@ -99,16 +125,13 @@ func New(store tokenstore.Store, partial *tokenstore.Token, cfg Config, opts ...
 	} else if _, err := tokenstore.QueryRuleOf(p); err != nil {
 		return nil, fmt.Errorf("tokensource: the partial token identifies no token (give an ID, a user name, or a grant or refresh token with the client ID and secret): %w", err)
 	}
-	o := defaultOptions()
-	for _, opt := range opts {
-		opt(&o)
-	}
 	s := &Source{
-		store:   store,
-		partial: p,
-		client:  client{cfg: cfg, http: o.http},
-		o:       o,
-		holder:  "tokensource-" + randomHex(8),
+		store:    store,
+		partial:  p,
+		client:   client{cfg: cfg, http: o.http},
+		o:        o,
+		holder:   "tokensource-" + randomHex(8),
+		endpoint: endpointOf(cfg.TokenURL, p.ClientID),
 	}
 	if l, ok := store.(tokenstore.Leaser); ok && !o.disableLease {
 		s.leaser = l
@@ -198,7 +221,40 @@ func (s *Source) usable(t *tokenstore.Token, rejected string) bool {
 	if t == nil || t.AccessToken == "" || t.AccessToken == rejected {
 		return false
 	}
-	return t.Expiry.IsZero() || t.Expiry.Sub(s.o.now()) >= s.o.margin
+	return t.Expiry.IsZero() || t.Expiry.Sub(s.o.now()) >= s.margin(t.ID)
+}
+
+// margin returns the refresh margin in effect: the configured one, or a
+// tenth of the token lifetime when the configured one is at least half of
+// it (it would refresh at least twice per lifetime; a margin above the
+// lifetime, on every call). The lifetime is this Source's last token
+// answer's, else the last one this process saw for the same token URL
+// and client. The first clamp is logged once per Source.
+func (s *Source) margin(id string) time.Duration {
+	m := s.o.margin
+	life := time.Duration(s.lifetime.Load())
+	if life <= 0 {
+		life = s.endpoint.knownLifetime()
+	}
+	if life <= 0 || 2*m < life {
+		return m
+	}
+	if s.marginWarned.CompareAndSwap(false, true) {
+		s.o.logger.Warn("tokensource: the refresh margin is at least half the token lifetime; using a tenth of the lifetime",
+			"id", id, "margin", m, "lifetime", life, "margin_used", life/10)
+	}
+	return life / 10
+}
+
+// logArgs returns the log attributes that identify t: its record ID, and
+// its user name only with WithLogUserNames.
+func (s *Source) logArgs(t *tokenstore.Token, more ...any) []any {
+	args := make([]any, 0, 4+len(more))
+	args = append(args, "id", t.ID)
+	if s.o.logUserNames {
+		args = append(args, "user_name", t.UserName)
+	}
+	return append(args, more...)
 }
 
 // shared runs obtain once for all concurrent callers with the same
@@ -259,7 +315,7 @@ func (s *Source) obtain(ctx context.Context, rejected string) (*tokenstore.Token
 					s.mu.Lock()
 					s.grantUsed = true
 					s.mu.Unlock()
-					s.o.logger.WarnContext(ctx, "tokensource: the grant code was rejected; using the stored token", "id", st.ID, "user_name", st.UserName)
+					s.o.logger.WarnContext(ctx, "tokensource: the grant code was rejected; using the stored token", s.logArgs(st)...)
 					continue
 				}
 			}
@@ -308,7 +364,45 @@ func (s *Source) newLogin(stored *tokenstore.Token) bool {
 // or lookup rule. It returns the partial token merged with the record
 // (see mergeStored) and the record itself, or, when there is none, a copy
 // of the partial token and nil.
+//
+// A record whose refresh token this Source has seen replaced by a newer
+// one is a stale read (an eventually consistent store): load reads again,
+// pacing the reads as a lease waiter does, for up to WithStaleReadWait,
+// and then fails with ErrStaleRead. It never returns such a record, so
+// nothing refreshes with a superseded refresh token.
 func (s *Source) load(ctx context.Context) (*tokenstore.Token, *tokenstore.Token, error) {
+	var deadline time.Time
+	delay := s.o.pollInitial
+	for reads := 1; ; reads++ {
+		t, stored, err := s.loadOnce(ctx)
+		if err != nil || stored == nil {
+			return t, stored, err
+		}
+		s.mu.Lock()
+		stale := s.seen.superseded(stored.RefreshToken)
+		if !stale {
+			s.seen.observe(stored.RefreshToken)
+		}
+		s.mu.Unlock()
+		if !stale {
+			return t, stored, nil
+		}
+		if deadline.IsZero() {
+			deadline = time.Now().Add(s.o.staleWait)
+		}
+		s.o.logger.DebugContext(ctx, "tokensource: the store returned a superseded refresh token; reading again", s.logArgs(stored, "reads", reads)...)
+		if time.Now().After(deadline) {
+			return nil, nil, fmt.Errorf("%w: token %q, %d reads in %s", ErrStaleRead, stored.ID, reads, s.o.staleWait)
+		}
+		if err := sleep(ctx, delay); err != nil {
+			return nil, nil, err
+		}
+		delay = min(2*delay, s.o.pollMax)
+	}
+}
+
+// loadOnce is one read of load.
+func (s *Source) loadOnce(ctx context.Context) (*tokenstore.Token, *tokenstore.Token, error) {
 	s.mu.Lock()
 	id := s.id
 	partial := s.partial.Clone()
@@ -383,10 +477,13 @@ func (s *Source) exchange(ctx context.Context, t *tokenstore.Token) (*tokenstore
 		return nil, err
 	}
 	nt := s.apply(t, a)
+	s.mu.Lock()
+	s.exchanged = true
+	s.mu.Unlock()
 	if err := s.save(ctx, nt); err != nil {
 		return nil, err
 	}
-	s.o.logger.DebugContext(ctx, "tokensource: exchanged the grant code", "id", nt.ID, "user_name", nt.UserName)
+	s.o.logger.DebugContext(ctx, "tokensource: exchanged the grant code", s.logArgs(nt)...)
 	return nt, nil
 }
 
@@ -421,7 +518,7 @@ func (s *Source) refreshLeased(ctx context.Context, t *tokenstore.Token, rejecte
 		}
 		if s.usable(t2, rejected) || (t2.AccessToken != "" && t2.AccessToken != stale && t2.AccessToken != rejected) {
 			s.succeed(t2)
-			s.o.logger.DebugContext(ctx, "tokensource: using the token another process refreshed", "id", t2.ID, "user_name", t2.UserName)
+			s.o.logger.DebugContext(ctx, "tokensource: using the token another process refreshed", s.logArgs(t2)...)
 			return t2, nil
 		}
 		t = t2
@@ -520,16 +617,24 @@ func (s *Source) rotatedElsewhere(ctx context.Context, t *tokenstore.Token, reje
 	return nil, false
 }
 
-// refresh calls the token endpoint with t's refresh token.
+// refresh calls the token endpoint with t's refresh token, unless this
+// Source has seen it replaced (the last guard against refresh token
+// reuse; load already refuses such records).
 func (s *Source) refresh(ctx context.Context, t *tokenstore.Token) (*tokenstore.Token, error) {
+	s.mu.Lock()
+	stale := s.seen.superseded(t.RefreshToken)
+	s.mu.Unlock()
+	if stale {
+		return nil, fmt.Errorf("%w: token %q: not refreshing with a refresh token this Source has seen replaced", ErrStaleRead, t.ID)
+	}
 	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {t.RefreshToken}}
 	a, err := s.client.callToken(ctx, "refresh", form, t.ClientID, t.ClientSecret, t.RefreshToken, t.AccessToken)
 	if err != nil {
 		return nil, err
 	}
 	nt := s.apply(t, a)
-	s.o.logger.DebugContext(ctx, "tokensource: refreshed the token", "id", nt.ID, "user_name", nt.UserName,
-		"rotated", a.refreshToken != "" && a.refreshToken != t.RefreshToken)
+	s.o.logger.DebugContext(ctx, "tokensource: refreshed the token",
+		s.logArgs(nt, "rotated", a.refreshToken != "" && a.refreshToken != t.RefreshToken)...)
 	return nt, nil
 }
 
@@ -548,6 +653,12 @@ func (s *Source) apply(t *tokenstore.Token, a *tokenAnswer) *tokenstore.Token {
 	life := a.lifetime
 	if life <= 0 {
 		life = DefaultLifetime
+	}
+	s.lifetime.Store(int64(life))
+	if nt.ClientID == s.partial.ClientID {
+		s.endpoint.setLifetime(life)
+	} else {
+		endpointOf(s.client.cfg.TokenURL, nt.ClientID).setLifetime(life)
 	}
 	nt.Expiry = s.o.now().Add(life).UTC()
 	return nt
@@ -592,6 +703,7 @@ func (s *Source) succeed(t *tokenstore.Token) {
 	if t.ID != "" {
 		s.id = t.ID
 	}
+	s.seen.observe(t.RefreshToken)
 	s.fail = nil
 }
 
@@ -619,8 +731,8 @@ func (s *Source) failed(ctx context.Context, t *tokenstore.Token, err error) err
 	}
 	f.until = s.o.now().Add(d)
 	s.fail = f
-	s.o.logger.WarnContext(ctx, "tokensource: token request failed; backing off", "id", t.ID, "user_name", t.UserName,
-		"error", err, "failures", f.count, "retry_after", f.until)
+	s.o.logger.WarnContext(ctx, "tokensource: token request failed; backing off",
+		s.logArgs(t, "error", err, "failures", f.count, "retry_after", f.until)...)
 	return err
 }
 
@@ -666,4 +778,54 @@ func randomHex(n int) string {
 		panic("tokensource: crypto/rand failed: " + err.Error())
 	}
 	return hex.EncodeToString(b)
+}
+
+// maxSeen bounds the refresh tokens a Source remembers: enough for the
+// rotations of one stale-read window.
+const maxSeen = 16
+
+// seenTokens holds SHA-256 digests of the refresh tokens a Source has
+// seen, oldest first; the last is the newest.
+type seenTokens struct{ d [][sha256.Size]byte }
+
+// superseded reports whether rt is one of the refresh tokens seen before
+// the newest.
+func (h *seenTokens) superseded(rt string) bool {
+	if rt == "" || len(h.d) < 2 {
+		return false
+	}
+	d := sha256.Sum256([]byte(rt))
+	for _, x := range h.d[:len(h.d)-1] {
+		if x == d {
+			return true
+		}
+	}
+	return false
+}
+
+// observe records rt as the newest refresh token.
+func (h *seenTokens) observe(rt string) {
+	if rt == "" {
+		return
+	}
+	d := sha256.Sum256([]byte(rt))
+	if n := len(h.d); n > 0 && h.d[n-1] == d {
+		return
+	}
+	h.d = slices.DeleteFunc(h.d, func(x [sha256.Size]byte) bool { return x == d })
+	if len(h.d) == maxSeen {
+		h.d = append(h.d[:0], h.d[1:]...)
+	}
+	h.d = append(h.d, d)
+}
+
+// prepend records older refresh tokens, seen before every one h holds
+// (another Source's, whose chain this one's login replaced). When h is
+// full, the oldest go first.
+func (h *seenTokens) prepend(older [][sha256.Size]byte) {
+	older = slices.DeleteFunc(older, func(x [sha256.Size]byte) bool { return slices.Contains(h.d, x) })
+	h.d = append(older, h.d...)
+	if n := len(h.d); n > maxSeen {
+		h.d = append(h.d[:0:0], h.d[n-maxSeen:]...)
+	}
 }

@@ -349,6 +349,9 @@ func TestErrorsInBody(t *testing.T) {
 		} {
 			t.Run(fmt.Sprintf("%d/%s", status, c.code), func(t *testing.T) {
 				e := newEnv(t, tokenstore.NewMemoryStore(), oauthtest.WithErrorStatus(status))
+				// An explicit style: with auto-detection an invalid_client
+				// answer is retried in the other style (TestAuthStyle*).
+				e.cfg.AuthStyle = oauth2.AuthStyleInParams
 				grant := e.srv.IssueGrant("kim")
 				e.srv.FailNext(1, c.code)
 				src := e.source(t, &tokenstore.Token{UserName: "kim", GrantToken: grant})
@@ -426,15 +429,16 @@ func TestRevokedRefreshBacksOff(t *testing.T) {
 }
 
 func TestAccessDeniedRateLimit(t *testing.T) {
-	e := newEnv(t, tokenstore.NewMemoryStore(), oauthtest.WithLimit(3, 10*time.Minute), oauthtest.WithLifetime(10*time.Second))
+	// 12 s tokens: the 5 s margin is under half the lifetime, not clamped.
+	e := newEnv(t, tokenstore.NewMemoryStore(), oauthtest.WithLimit(3, 10*time.Minute), oauthtest.WithLifetime(12*time.Second))
 	src := e.login(t, "max") // generation 1
 	for range 2 {            // generations 2 and 3
-		e.clk.Advance(6 * time.Second)
+		e.clk.Advance(8 * time.Second)
 		if _, err := src.Token(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	e.clk.Advance(6 * time.Second)
+	e.clk.Advance(8 * time.Second)
 	_, err := src.Token()
 	if !errors.Is(err, tokensource.ErrAccessDenied) {
 		t.Fatalf("4th generation: %v", err)

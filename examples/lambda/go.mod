@@ -11,6 +11,7 @@ require (
 	github.com/aws/smithy-go v1.28.8
 	github.com/cloudtokens/cloudtokens v0.0.0-00010101000000-000000000000
 	github.com/cloudtokens/cloudtokens/awssm v0.0.0-00010101000000-000000000000
+	golang.org/x/oauth2 v0.37.0
 )
 
 require (

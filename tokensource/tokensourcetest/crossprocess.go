@@ -17,18 +17,21 @@
 //	}
 //
 // Run, in the test process (the parent), starts an oauthtest server with
-// rotation on 127.0.0.1, opens the store, logs a user in (grant code
-// exchange), marks the stored token expired, and starts Config.Processes
-// children (default 8) with package proctest (the test binary re-executed
-// with -test.run matching only the calling test) and CLOUDTOKENS_TOKENSOURCETEST_*
+// rotation and refresh token reuse detection (as ORY Hydra: a rotated-out
+// refresh token sent again revokes the whole chain) on 127.0.0.1, opens
+// the store, logs a user in (grant code exchange), marks the stored token
+// expired, and starts Config.Processes children (default 8) with package
+// proctest (the test binary re-executed with -test.run matching only the
+// calling test) and CLOUDTOKENS_TOKENSOURCETEST_*
 // variables that make Run, in those children, play one process: open the
 // store with the same Factory, build a tokensource.Source for the user,
 // wait at a proctest.Barrier until every child is ready, call Token once and
 // report a fingerprint of the access token (never the token). The parent
 // then requires that every child succeeded, that the token endpoint saw
 // exactly one refresh request (and no failed one from a process that lost
-// the race), that all children got the same access token, which is the
-// stored one, and that the stored refresh token is the rotated one.
+// the race), that no process sent a rotated-out refresh token, that all
+// children got the same access token, which is the stored one, and that
+// the stored refresh token is the rotated one.
 //
 // The rest of the parent's environment passes to the children (so
 // endpoints such as CLOUDTOKENS_AWS_ENDPOINT reach them), plus Config.Env.
@@ -109,6 +112,9 @@ type Result struct {
 	Refreshes, Exchanges int
 	// TokenRequests counts every token endpoint request, failed ones too.
 	TokenRequests int
+	// Reuses counts refresh requests that sent a rotated-out refresh
+	// token (each revoked the token chain); Run requires 0.
+	Reuses int
 	// Slowest is the longest Token call of a child.
 	Slowest time.Duration
 }
@@ -183,7 +189,7 @@ func runParent(t *testing.T, cfg Config, env map[string]string, newStore Factory
 			t.Fatal(err)
 		}
 	}
-	srv := oauthtest.Start(t, oauthtest.WithRotation(true))
+	srv := oauthtest.Start(t, oauthtest.WithRotation(true), oauthtest.WithReuseDetection(true))
 	opts := StoreOptions{Prefix: cfg.Prefix, Dir: storeDir, Worker: -1, env: env}
 	store := newStore(t, opts)
 	user := cfg.Prefix + "-user"
@@ -248,8 +254,12 @@ func runParent(t *testing.T, cfg Config, env map[string]string, newStore Factory
 		res.Slowest = max(res.Slowest, rep.Elapsed)
 	}
 	res.Refreshes, res.Exchanges, res.TokenRequests = srv.Refreshes(), srv.Exchanges(), srv.TokenRequests()
-	t.Logf("tokensourcetest: %d processes: %d refresh(es), %d token request(s) in all, slowest Token call %v",
-		cfg.Processes, res.Refreshes, res.TokenRequests, res.Slowest)
+	res.Reuses = srv.RefreshTokenReuses()
+	t.Logf("tokensourcetest: %d processes: %d refresh(es), %d token request(s) in all, %d refresh token reuse(s), slowest Token call %v",
+		cfg.Processes, res.Refreshes, res.TokenRequests, res.Reuses, res.Slowest)
+	if res.Reuses != 0 {
+		t.Errorf("tokensourcetest: %d refresh request(s) sent a rotated-out refresh token (a provider like ORY Hydra revokes the whole chain)", res.Reuses)
+	}
 	if t.Failed() {
 		return res
 	}
