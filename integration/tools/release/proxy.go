@@ -31,10 +31,16 @@ func writeProxy(t gitTree, out string) ([]string, error) {
 	if err := check(t, mods, version); err != nil {
 		return nil, err
 	}
-	root, err := filepath.Abs(t.root)
+	commit, err := t.git("rev-parse", "--verify", t.rev+"^{commit}")
 	if err != nil {
 		return nil, err
 	}
+	vcs, cleanup, err := borrowObjects(t.root)
+	if err != nil {
+		return nil, err
+	}
+	defer cleanup()
+	zipTree := gitTree{root: vcs, rev: strings.TrimSpace(string(commit))}
 	stamp, err := t.git("log", "-1", "--format=%cI", t.rev)
 	if err != nil {
 		return nil, err
@@ -55,7 +61,7 @@ func writeProxy(t gitTree, out string) ([]string, error) {
 		if !m.Released {
 			continue
 		}
-		line, err := writeModule(t, root, out, m, version, info)
+		line, err := writeModule(zipTree, out, m, version, info)
 		if err != nil {
 			return nil, fmt.Errorf("%s@%s: %w", m.Path, version, err)
 		}
@@ -64,7 +70,36 @@ func writeProxy(t gitTree, out string) ([]string, error) {
 	return written, nil
 }
 
-func writeModule(t gitTree, root, out string, m *goModule, version string, info []byte) (string, error) {
+// borrowObjects returns a new git repository that reads the objects of
+// the repository at root (git alternates), and a function that removes
+// it. modzip.CreateFromVCS accepts only a directory whose git directory
+// is <dir>/.git, which a git worktree's is not; this one's always is.
+func borrowObjects(root string) (string, func(), error) {
+	objects, err := git(root, "rev-parse", "--path-format=absolute", "--git-common-dir")
+	if err != nil {
+		return "", nil, err
+	}
+	dir, err := os.MkdirTemp("", "release-vcs-")
+	if err != nil {
+		return "", nil, err
+	}
+	cleanup := func() { os.RemoveAll(dir) }
+	if _, err := git(dir, "init", "-q"); err != nil {
+		cleanup()
+		return "", nil, err
+	}
+	alt := filepath.Join(strings.TrimSpace(string(objects)), "objects") + "\n"
+	if err := os.WriteFile(filepath.Join(dir, ".git", "objects", "info", "alternates"), []byte(alt), 0o644); err != nil {
+		cleanup()
+		return "", nil, err
+	}
+	return dir, cleanup, nil
+}
+
+// writeModule writes module m at version into the proxy directory out,
+// its zip and go.mod from t (the revision's commit, in a repository
+// modzip.CreateFromVCS accepts).
+func writeModule(t gitTree, out string, m *goModule, version string, info []byte) (string, error) {
 	esc, err := module.EscapePath(m.Path)
 	if err != nil {
 		return "", err
@@ -83,7 +118,7 @@ func writeModule(t gitTree, root, out string, m *goModule, version string, info 
 	if subdir == "." {
 		subdir = ""
 	}
-	err = modzip.CreateFromVCS(f, mv, root, t.rev, subdir)
+	err = modzip.CreateFromVCS(f, mv, t.root, t.rev, subdir)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

@@ -237,7 +237,12 @@ func TestProxyServesTheModules(t *testing.T) {
 	if _, err := exec.LookPath("go"); err != nil {
 		t.Skip("no go command")
 	}
-	root := newRepo(t, fixture)
+	repo := newRepo(t, fixture)
+	// From a git worktree, whose git directory is not <root>/.git (as
+	// this project's developers work): modzip.CreateFromVCS alone
+	// refuses those.
+	root := filepath.Join(t.TempDir(), "wt")
+	gitIn(t, repo, "worktree", "add", "-q", root)
 	proxy := t.TempDir()
 	code, out, errOut := runRelease(t, "-root", root, "proxy", "-o", proxy)
 	if code != 0 {
