@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"golang.org/x/mod/modfile"
+	"golang.org/x/mod/module"
 	"golang.org/x/mod/semver"
 )
 
@@ -61,6 +62,9 @@ func check(t tree, mods []*goModule, version string) error {
 func checkVersion(v string) error {
 	if !semver.IsValid(v) || semver.Canonical(v) != v || semver.Build(v) != "" {
 		return fmt.Errorf("version %q is not canonical semantic versioning (vMAJOR.MINOR.PATCH or vMAJOR.MINOR.PATCH-PRERELEASE)", v)
+	}
+	if module.IsPseudoVersion(v) {
+		return fmt.Errorf("version %s is a pseudo-version, which names a commit and is never tagged: require siblings at the next release, e.g. v0.1.0", v)
 	}
 	if major := semver.Major(v); major != "v0" && major != "v1" {
 		return fmt.Errorf("version %s: major version %s needs the suffix /%s on every module path first", v, major, major)

@@ -172,7 +172,7 @@ replace (
 
 func TestCheckVersions(t *testing.T) {
 	root := newRepo(t, fixture)
-	for _, v := range []string{"0.1.0", "v0.1", "v0.1.0+build", "v2.0.0"} {
+	for _, v := range []string{"0.1.0", "v0.1", "v0.1.0+build", "v2.0.0", "v0.0.0-00010101000000-000000000000", "v0.1.1-0.20260101000000-abcdefabcdef"} {
 		code, _, errOut := runRelease(t, "-root", root, "check", v)
 		if code != 1 || !strings.Contains(errOut, "version") {
 			t.Errorf("check %s: exit %d, %q; want a version problem", v, code, errOut)
