@@ -44,9 +44,11 @@ step() {
 	echo "=== consume-check: $* ($(($(date +%s) - start))s)"
 }
 
+reported=false
 fail() {
 	echo >&2
 	echo "consume-check: FAIL in step \"$step_name\": $*" >&2
+	reported=true
 	exit 1
 }
 
@@ -63,7 +65,7 @@ cleanup() {
 	if declare -F backends_stop >/dev/null; then backends_stop; fi
 	rm -rf "$work"
 }
-trap 'rc=$?; cleanup; ((rc == 0)) || echo "consume-check: FAIL in step \"$step_name\" (exit $rc)" >&2' EXIT
+trap 'rc=$?; cleanup; ((rc == 0)) || $reported || echo "consume-check: FAIL in step \"$step_name\" (exit $rc)" >&2' EXIT
 
 # --- 1. the proxy -------------------------------------------------------------
 step "1. file GOPROXY from HEAD ($(git rev-parse --short HEAD))"
