@@ -81,52 +81,16 @@ func dispatch(root, rev string, args []string, stdout io.Writer) error {
 	}
 	cmd, args := args[0], args[1:]
 	switch cmd {
-	case "modules":
-		if len(args) != 0 {
-			return fmt.Errorf("%w: modules takes no argument", errUsage)
-		}
-		mods, err := loadModules(gitTree{root: root, rev: rev})
-		if err != nil {
-			return err
-		}
-		for _, m := range mods {
-			state := "unreleased"
-			if m.Released {
-				state = "released"
-			}
-			fmt.Fprintf(stdout, "%s\t%s\t%s\n", m.Dir, m.Path, state)
-		}
-		return nil
-	case "version":
-		if len(args) != 0 {
-			return fmt.Errorf("%w: version takes no argument", errUsage)
-		}
-		mods, err := loadModules(gitTree{root: root, rev: rev})
-		if err != nil {
-			return err
-		}
-		v, err := requiredVersion(mods)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintln(stdout, v)
-		return nil
-	case "check":
-		if len(args) != 1 {
-			return fmt.Errorf("%w: check takes one VERSION", errUsage)
+	case "modules", "version", "check":
+		if want := map[string]int{"check": 1}[cmd]; len(args) != want {
+			return fmt.Errorf("%w: %s takes %d argument(s)", errUsage, cmd, want)
 		}
 		tree := gitTree{root: root, rev: rev}
 		mods, err := loadModules(tree)
 		if err != nil {
 			return err
 		}
-		if err := check(tree, mods, args[0]); err != nil {
-			return err
-		}
-		for _, t := range tags(mods, args[0]) {
-			fmt.Fprintln(stdout, t)
-		}
-		return nil
+		return readOnly(cmd, args, tree, mods, stdout)
 	case "proxy":
 		pfs := flag.NewFlagSet("proxy", flag.ContinueOnError)
 		pfs.SetOutput(io.Discard)
@@ -156,4 +120,32 @@ func dispatch(root, rev string, args []string, stdout io.Writer) error {
 		return nil
 	}
 	return fmt.Errorf("%w: unknown command %q", errUsage, cmd)
+}
+
+// readOnly runs the commands that only read the revision's go.mod files.
+func readOnly(cmd string, args []string, tree gitTree, mods []*goModule, stdout io.Writer) error {
+	switch cmd {
+	case "modules":
+		for _, m := range mods {
+			state := "unreleased"
+			if m.Released {
+				state = "released"
+			}
+			fmt.Fprintf(stdout, "%s\t%s\t%s\n", m.Dir, m.Path, state)
+		}
+	case "version":
+		v, err := requiredVersion(mods)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, v)
+	case "check":
+		if err := check(tree, mods, args[0]); err != nil {
+			return err
+		}
+		for _, t := range tags(mods, args[0]) {
+			fmt.Fprintln(stdout, t)
+		}
+	}
+	return nil
 }
