@@ -5,7 +5,7 @@ go 1.26.0
 require (
 	cloud.google.com/go/iam v1.14.0
 	cloud.google.com/go/secretmanager v1.24.0
-	github.com/cloudtokens/cloudtokens v0.0.0-00010101000000-000000000000
+	github.com/cloudtokens/cloudtokens v0.1.0
 	github.com/googleapis/gax-go/v2 v2.27.0
 	google.golang.org/api v0.304.0
 	google.golang.org/grpc v1.84.0

@@ -2,7 +2,7 @@ module github.com/cloudtokens/cloudtokens/integration
 
 go 1.26.0
 
-require github.com/cloudtokens/cloudtokens v0.0.0-00010101000000-000000000000
+require github.com/cloudtokens/cloudtokens v0.1.0
 
 require (
 	cloud.google.com/go/secretmanager v1.24.0
@@ -10,7 +10,7 @@ require (
 	github.com/aws/aws-sdk-go-v2/config v1.33.15
 	github.com/aws/aws-sdk-go-v2/credentials v1.20.15
 	github.com/aws/aws-sdk-go-v2/service/secretsmanager v1.50.10
-	github.com/cloudtokens/cloudtokens/gcpsm v0.0.0-00010101000000-000000000000
+	github.com/cloudtokens/cloudtokens/gcpsm v0.1.0
 	github.com/googleapis/gax-go/v2 v2.27.0
 	github.com/hashicorp/vault/api v1.23.0
 	github.com/testcontainers/testcontainers-go v0.45.0
@@ -52,8 +52,8 @@ require (
 	github.com/aws/smithy-go v1.28.8
 	github.com/cenkalti/backoff/v4 v4.3.0 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
-	github.com/cloudtokens/cloudtokens/awssm v0.0.0-00010101000000-000000000000
-	github.com/cloudtokens/cloudtokens/vault v0.0.0-00010101000000-000000000000
+	github.com/cloudtokens/cloudtokens/awssm v0.1.0
+	github.com/cloudtokens/cloudtokens/vault v0.1.0
 	github.com/containerd/errdefs v1.0.0 // indirect
 	github.com/containerd/errdefs/pkg v0.3.0 // indirect
 	github.com/containerd/log v0.1.0 // indirect

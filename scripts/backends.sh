@@ -10,17 +10,26 @@
 # Run directly, for working by hand: it starts both, prints the export
 # lines, and keeps them running until Ctrl-C:
 #   ./scripts/backends.sh            # then paste the printed exports
+# With fixed ports and token, the lines the READMEs show work as written:
+#   CLOUDTOKENS_MOTO_PORT=5000 CLOUDTOKENS_VAULT_PORT=8200 CLOUDTOKENS_VAULT_ROOT_TOKEN=cloudtokens-dev ./scripts/backends.sh
 #
 # Exports:
 #   CLOUDTOKENS_AWS_ENDPOINT=http://127.0.0.1:PORT
 #   AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
 #   CLOUDTOKENS_VAULT_ADDR / VAULT_ADDR=http://127.0.0.1:PORT
-#   CLOUDTOKENS_VAULT_TOKEN / VAULT_TOKEN=<random root token>   (KV v2 at secret/)
+#   CLOUDTOKENS_VAULT_TOKEN / VAULT_TOKEN=the root token         (KV v2 at secret/)
 #
 # Settings:
 #   CLOUDTOKENS_BACKENDS="aws vault"   which backends to start
+#   CLOUDTOKENS_MOTO_PORT=5000         moto_server's port (default: a free port)
+#   CLOUDTOKENS_VAULT_PORT=8200        the Vault dev server's port (default: a free port)
+#   CLOUDTOKENS_VAULT_ROOT_TOKEN=...   its root token (default: root-<32 random hex digits>);
+#                                      a dev server keeps everything in memory, on loopback
+#   A fixed port that is taken is an error that names the setting (no
+#   other port is tried: the printed address must be the one asked for).
 #   CLOUDTOKENS_VAULT_BIN=/path/vault  use this vault binary instead of building one
-#   CI=true                            a backend that cannot start is an error;
+#   CI=true                            a backend that cannot start is an error
+#                                      (always so when run directly);
 #                                      otherwise it is reported and left unset
 #                                      (its tests then skip)
 #   CLOUDTOKENS_BACKENDS_KEEP_LOGS=1   keep the log directory after stopping
@@ -38,6 +47,26 @@ _backends_ci() { [[ "${CI:-}" == "true" || "${CI:-}" == "1" ]]; }
 # A free TCP port on 127.0.0.1 (the kernel picks it).
 _backends_free_port() {
 	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# _backends_port NAME SETTING: the port to try: $SETTING if set (checked to
+# be a free port number), else a free one. Returns 1 with a message that
+# names SETTING when the fixed port is not usable.
+_backends_port() {
+	local name=$1 setting=$2 port=${!2:-}
+	if [[ -z "$port" ]]; then
+		_backends_free_port
+		return
+	fi
+	if ! [[ "$port" =~ ^[0-9]+$ ]] || ((port < 1 || port > 65535)); then
+		_backends_log "$setting=$port is not a port number"
+		return 1
+	fi
+	if ! python3 -c 'import socket, sys; s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.close()' "$port" 2>/dev/null; then
+		_backends_log "$name: port $port ($setting) is in use, by an earlier server or another program: stop it, or pick another $setting"
+		return 1
+	fi
+	echo "$port"
 }
 
 # _backends_wait_http URL PID TIMEOUT_SECONDS: wait until URL answers with HTTP
@@ -98,7 +127,7 @@ backends_start_aws() {
 	fi
 	log="$CLOUDTOKENS_BACKENDS_DIR/moto.log"
 	for _ in 1 2 3; do
-		port=$(_backends_free_port) || return 1
+		port=$(_backends_port moto_server CLOUDTOKENS_MOTO_PORT) || return 1
 		_backends_spawn "$log" moto_server -H 127.0.0.1 -p "$port"
 		pid=$_backends_last_pid
 		if _backends_wait_http "http://127.0.0.1:$port/moto-api/data.json" "$pid" 60; then
@@ -110,6 +139,7 @@ backends_start_aws() {
 			return 0
 		fi
 		_backends_kill "$pid"
+		[[ -z "${CLOUDTOKENS_MOTO_PORT:-}" ]] || break # the fixed port, or nothing
 		grep -qi 'address already in use' "$log" 2>/dev/null || break
 	done
 	_backends_fail_log moto_server "$log"
@@ -126,9 +156,9 @@ backends_start_vault() {
 		}
 	fi
 	log="$CLOUDTOKENS_BACKENDS_DIR/vault.log"
-	token="root-$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
+	token=${CLOUDTOKENS_VAULT_ROOT_TOKEN:-"root-$(python3 -c 'import secrets; print(secrets.token_hex(16))')"}
 	for _ in 1 2 3; do
-		port=$(_backends_free_port) || return 1
+		port=$(_backends_port vault CLOUDTOKENS_VAULT_PORT) || return 1
 		# env -u: a VAULT_* from the caller must not steer the dev server.
 		_backends_spawn "$log" env -u VAULT_ADDR -u VAULT_TOKEN -u VAULT_NAMESPACE \
 			"$bin" server -dev -dev-no-store-token \
@@ -142,6 +172,7 @@ backends_start_vault() {
 			return 0
 		fi
 		_backends_kill "$pid"
+		[[ -z "${CLOUDTOKENS_VAULT_PORT:-}" ]] || break # the fixed port, or nothing
 		grep -qi 'address already in use' "$log" 2>/dev/null || break
 	done
 	_backends_fail_log vault "$log"
@@ -160,8 +191,8 @@ backends_start() {
 	fi
 	for b in ${CLOUDTOKENS_BACKENDS:-aws vault}; do
 		if ! "backends_start_$b"; then
-			if _backends_ci; then
-				_backends_log "ERROR: backend $b did not start (CI=true: this is a failure)"
+			if _backends_ci || [[ -n "${_backends_strict:-}" ]]; then
+				_backends_log "ERROR: backend $b did not start"
 				failed=1
 			else
 				_backends_log "WARNING: backend $b did not start; its tests will be skipped"
@@ -201,10 +232,16 @@ backends_exports() {
 # Run directly: start, print exports, wait for Ctrl-C.
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
 	set -uo pipefail
-	trap 'backends_stop; exit 130' INT TERM
+	_backends_strict=1 # asked for by hand: a backend that cannot start is an error
+	trap 'backends_stop; kill "${_backends_sleep:-}" 2>/dev/null; exit 130' INT TERM
 	trap backends_stop EXIT
 	backends_start || exit 1
 	backends_exports
 	echo "# servers running; Ctrl-C to stop" >&2
-	while :; do sleep 3600; done
+	# wait, unlike a foreground sleep, lets a TERM stop the servers at once.
+	while :; do
+		sleep 3600 &
+		_backends_sleep=$!
+		wait "$_backends_sleep"
+	done
 fi

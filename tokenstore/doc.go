@@ -75,4 +75,17 @@
 // format is in package index, the engine that implements the rules on a
 // versioned backend is package casstore, and package tokenstoretest is
 // the conformance suite every store passes.
+//
+// # Stability
+//
+// The Go API of this module and of the adapters is v0: a minor release
+// (v0.2.0) may change it, and CHANGELOG.md says what changed and what to
+// do. Document format 1 is a promise: every later release reads format-1
+// documents written by any earlier one ([UnmarshalDocument]), and a new
+// format gets a new number ([FormatVersion]), is read beside format 1, and
+// is announced in the CHANGELOG before any release writes it. Readers
+// ignore unknown fields, so fields added to format 1 stay readable by
+// older releases. The index shards of package index have a format number
+// of their own; the CHANGELOG lists any change to it with what a store
+// shared by two releases needs.
 package tokenstore

@@ -3,7 +3,7 @@ module github.com/cloudtokens/cloudtokens/vault
 go 1.26.0
 
 require (
-	github.com/cloudtokens/cloudtokens v0.0.0-00010101000000-000000000000
+	github.com/cloudtokens/cloudtokens v0.1.0
 	github.com/hashicorp/vault/api v1.23.0
 )
 

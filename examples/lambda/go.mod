@@ -9,8 +9,8 @@ require (
 	github.com/aws/aws-sdk-go-v2/credentials v1.20.15
 	github.com/aws/aws-sdk-go-v2/service/secretsmanager v1.50.10
 	github.com/aws/smithy-go v1.28.8
-	github.com/cloudtokens/cloudtokens v0.0.0-00010101000000-000000000000
-	github.com/cloudtokens/cloudtokens/awssm v0.0.0-00010101000000-000000000000
+	github.com/cloudtokens/cloudtokens v0.1.0
+	github.com/cloudtokens/cloudtokens/awssm v0.1.0
 	golang.org/x/oauth2 v0.37.0
 )
 

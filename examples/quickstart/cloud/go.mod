@@ -8,10 +8,10 @@ require (
 	github.com/aws/aws-sdk-go-v2/config v1.33.15
 	github.com/aws/aws-sdk-go-v2/credentials v1.20.15
 	github.com/aws/aws-sdk-go-v2/service/secretsmanager v1.50.10
-	github.com/cloudtokens/cloudtokens v0.0.0-00010101000000-000000000000
-	github.com/cloudtokens/cloudtokens/awssm v0.0.0-00010101000000-000000000000
-	github.com/cloudtokens/cloudtokens/gcpsm v0.0.0-00010101000000-000000000000
-	github.com/cloudtokens/cloudtokens/vault v0.0.0-00010101000000-000000000000
+	github.com/cloudtokens/cloudtokens v0.1.0
+	github.com/cloudtokens/cloudtokens/awssm v0.1.0
+	github.com/cloudtokens/cloudtokens/gcpsm v0.1.0
+	github.com/cloudtokens/cloudtokens/vault v0.1.0
 	github.com/hashicorp/vault/api v1.23.0
 )
 

@@ -6,7 +6,7 @@
 // module, home of examples/quickstart, must not depend on):
 //
 //	cd examples/quickstart/cloud
-//	go run . -backend aws          # CLOUDTOKENS_AWS_ENDPOINT=http://127.0.0.1:5000 for moto
+//	go run . -backend aws          # CLOUDTOKENS_AWS_ENDPOINT=http://127.0.0.1:5000 for moto (scripts/backends.sh)
 //	go run . -backend vault        # CLOUDTOKENS_VAULT_ADDR / CLOUDTOKENS_VAULT_TOKEN (or VAULT_*)
 //	go run . -backend gcp -gcp-project my-project
 //	go run . -backend gcp-emulator # GCP Secret Manager emulator in this process
@@ -29,7 +29,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
+	"strings"
+	"syscall"
 	"time"
 
 	secretmanager "cloud.google.com/go/secretmanager/apiv1"
@@ -48,31 +51,65 @@ import (
 )
 
 func main() {
-	backend := flag.String("backend", "", "aws, gcp, gcp-emulator or vault")
-	prefix := flag.String("prefix", "", "store prefix (default quickstart-<random>)")
-	project := flag.String("gcp-project", os.Getenv("GOOGLE_CLOUD_PROJECT"), "GCP project ID (-backend gcp)")
-	user := flag.String("user", "alice@example.com", "user name to log in")
-	keep := flag.Bool("keep", false, "keep the token in the store at the end")
-	flag.Parse()
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run is the command with its arguments and output; it returns the exit
+// status: 2 for a command line mistake (the only case that prints the
+// flag usage), 1 for any other failure.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("cloud", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	backend := fs.String("backend", "", "aws, gcp, gcp-emulator or vault")
+	prefix := fs.String("prefix", "", "store prefix (default quickstart-<random>)")
+	project := fs.String("gcp-project", os.Getenv("GOOGLE_CLOUD_PROJECT"), "GCP project ID (-backend gcp)")
+	user := fs.String("user", "alice@example.com", "user name to log in")
+	keep := fs.Bool("keep", false, "keep the token in the store at the end")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
 	if *prefix == "" {
 		b := make([]byte, 4)
 		_, _ = rand.Read(b)
 		*prefix = "quickstart-" + hex.EncodeToString(b)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	store, name, closeFn, err := open(ctx, *backend, *prefix, *project)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "quickstart:", err)
-		flag.Usage()
-		os.Exit(2)
+		fmt.Fprintln(stderr, "quickstart:", err)
+		if errors.As(err, new(usageError)) {
+			fs.Usage()
+			return 2
+		}
+		printHint(stderr, err)
+		return 1
 	}
 	defer closeFn()
-	err = tokensourcetest.Lifecycle(ctx, os.Stdout, store, tokensourcetest.LifecycleOptions{StoreName: name, User: *user, Keep: *keep})
+	err = tokensourcetest.Lifecycle(ctx, stdout, store, tokensourcetest.LifecycleOptions{StoreName: name, User: *user, Keep: *keep})
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "quickstart:", err)
-		closeFn()
-		os.Exit(1)
+		fmt.Fprintln(stderr, "quickstart:", err)
+		printHint(stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// usageError is a mistake on the command line.
+type usageError string
+
+func (e usageError) Error() string { return string(e) }
+
+// printHint says what to check when a local server refuses the
+// connection or the credentials: usually a server started with other
+// settings than the command line names.
+func printHint(w io.Writer, err error) {
+	const servers = "start them with ./scripts/backends.sh and use the addresses and token it prints (README.md, \"Local servers\")"
+	switch {
+	case errors.Is(err, vault.ErrPermissionDenied):
+		fmt.Fprintln(w, "quickstart: hint: CLOUDTOKENS_VAULT_TOKEN (else VAULT_TOKEN) must be a token of the Vault at CLOUDTOKENS_VAULT_ADDR, for a dev server its root token;", servers)
+	case errors.Is(err, syscall.ECONNREFUSED) || strings.Contains(err.Error(), "connection refused"):
+		fmt.Fprintln(w, "quickstart: hint: no server answers at that address;", servers)
 	}
 }
 
@@ -139,7 +176,7 @@ func open(ctx context.Context, backend, prefix, project string) (tokenstore.Stor
 		}
 		if project == "" {
 			closeFn()
-			return nil, "", nop, errors.New("-gcp-project (or GOOGLE_CLOUD_PROJECT) is required for -backend gcp")
+			return nil, "", nop, usageError("-gcp-project (or GOOGLE_CLOUD_PROJECT) is required for -backend gcp")
 		}
 		s, err := gcpsm.New(ctx, client, project, prefix)
 		return s, fmt.Sprintf("GCP Secret Manager (%s), project %s, prefix %s", where, project, prefix), closeFn, err
@@ -161,5 +198,5 @@ func open(ctx context.Context, backend, prefix, project string) (tokenstore.Stor
 		s, err := vault.New(ctx, client, prefix)
 		return s, fmt.Sprintf("Vault (%s), prefix %s", cfg.Address, prefix), nop, err
 	}
-	return nil, "", nop, fmt.Errorf("-backend must be aws, gcp, gcp-emulator or vault, not %q", backend)
+	return nil, "", nop, usageError(fmt.Sprintf("-backend must be aws, gcp, gcp-emulator or vault, not %q", backend))
 }
