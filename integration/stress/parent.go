@@ -267,7 +267,8 @@ func reportSummary(rep *casstore.Report) string {
 	for _, l := range []struct {
 		name string
 		list []string
-	}{{"unindexed", rep.Unindexed}, {"missing", rep.Missing}, {"missing keys", rep.MissingKeys}, {"duplicates", rep.Duplicates}, {"corrupt", rep.Corrupt}} {
+	}{{"unindexed", rep.Unindexed}, {"missing", rep.Missing}, {"missing keys", rep.MissingKeys}, {"duplicates", rep.Duplicates},
+		{"corrupt", rep.Corrupt}, {"stale entries", rep.StaleEntries}, {"pending claims", rep.PendingClaims}} {
 		if len(l.list) == 0 {
 			continue
 		}
@@ -275,6 +276,9 @@ func reportSummary(rep *casstore.Report) string {
 		if len(l.list) > shown {
 			b.WriteString(" …")
 		}
+	}
+	if len(rep.MissingBuckets) > 0 {
+		fmt.Fprintf(&b, "; missing buckets %v", rep.MissingBuckets)
 	}
 	return b.String()
 }

@@ -100,18 +100,7 @@ type survey struct {
 
 // entryState classifies an index entry against the surveyed documents.
 func (sv *survey) entryState(e index.Entry) ownerState {
-	st := sv.docs[e.ID]
-	switch {
-	case st == nil:
-		return ownerMissing
-	case st.tombstone():
-		return ownerDead
-	case slices.Contains(index.KeysOf(st.tok), e.Key):
-		return ownerLive
-	case st.meta.Gen >= e.Gen:
-		return ownerDead
-	}
-	return ownerPending
+	return stateOf(e, sv.docs[e.ID])
 }
 
 // takeSurvey reads every document and bucket. Missing buckets are left
@@ -258,7 +247,7 @@ func (s *Store) Check(ctx context.Context) (*Report, error) {
 					r.MissingKeys = append(r.MissingKeys, id+": "+k.Kind)
 				}
 			}
-			if k.Kind != index.KindID {
+			if k.Kind != index.KindID && k.Kind != index.KindAccess {
 				hk := k
 				if k.Kind == index.KindUser {
 					hk.ClientID = "" // user names clash across an empty client: group per user

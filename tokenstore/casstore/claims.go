@@ -18,12 +18,12 @@ import (
 // Entries that no document holds are of three kinds, told apart by
 // reading the holder's document (classify):
 //
-//   - dead: the document is a tombstone, or it is at the claim's
+//   - dead: the document (a token or a tombstone) is at the claim's
 //     generation or later and does not hold the key. No write that can
 //     still succeed needs the entry (it would have to claim again, with a
 //     later generation), so anyone may drop it.
-//   - pending: the document is at an earlier generation than the claim,
-//     or does not exist: a save is between its claim and its write, or
+//   - pending: the document is at an earlier generation than the claim
+//     (a tombstone too: ImportToken replaces one), or does not exist: a save is between its claim and its write, or
 //     died there. It is waited on for Options.ClaimWait, then fenced:
 //     the holder's document is rewritten at the next generation without
 //     the key (a compare-and-swap that makes the pending write fail), or,
@@ -61,17 +61,22 @@ func (s *Store) classify(ctx context.Context, e index.Entry, docs map[string]*st
 		}
 		docs[e.ID] = st
 	}
+	return stateOf(e, st), st, nil
+}
+
+// stateOf classifies entry e against its holder's document st (nil:
+// none). A tombstone holds no key; it is not final, because ImportToken
+// may replace it (after claiming at a later generation).
+func stateOf(e index.Entry, st *storedToken) ownerState {
 	switch {
 	case st == nil:
-		return ownerMissing, nil, nil
-	case st.tombstone():
-		return ownerDead, st, nil
-	case slices.Contains(index.KeysOf(st.tok), e.Key):
-		return ownerLive, st, nil
+		return ownerMissing
+	case !st.tombstone() && slices.Contains(index.KeysOf(st.tok), e.Key):
+		return ownerLive
 	case st.meta.Gen >= e.Gen:
-		return ownerDead, st, nil
+		return ownerDead
 	}
-	return ownerPending, st, nil
+	return ownerPending
 }
 
 // fence makes the pending claim e dead: see above. It returns errRetry
@@ -81,7 +86,7 @@ func (s *Store) fence(ctx context.Context, e index.Entry, state ownerState, st *
 	defer cancel()
 	switch state {
 	case ownerPending:
-		next, err := s.writeDoc(cctx, st, st.tok, tokenstore.Meta{Lease: st.meta.Lease})
+		next, err := s.writeDoc(cctx, st, st.tok, tokenstore.Meta{Lease: st.meta.Lease, Deleted: st.meta.Deleted})
 		if err != nil {
 			delete(docs, e.ID)
 			if errors.Is(err, ErrVersionMismatch) || errors.Is(err, tokenstore.ErrNotFound) {
@@ -140,6 +145,9 @@ func (s *Store) claim(ctx context.Context, req claimRequest, keys []index.Key, s
 		changed := false
 		for _, k := range keys {
 			for _, e := range b.Holders(k, req.id) {
+				if k.Kind == index.KindAccess && !(req.insert && k == req.decisive) {
+					continue // access tokens need not be unique: see sharedKey
+				}
 				state, st, err := s.classify(ctx, e, docs)
 				if err != nil {
 					return false, err
@@ -168,6 +176,12 @@ func (s *Store) claim(ctx context.Context, req claimRequest, keys []index.Key, s
 		return changed, nil
 	})
 }
+
+// Access keys (records without grant and refresh token, see package
+// index) are not exclusive: two records may hold one access token, as in
+// MemoryStore. Only an insert whose own lookup rule is the access token
+// (a record with nothing but an access token) contends on it, so that
+// two concurrent saves of such a record make one record.
 
 // clash is the error for key k of a claim held by the live entry e.
 func (s *Store) clash(req claimRequest, k index.Key, e index.Entry, owner *storedToken) error {

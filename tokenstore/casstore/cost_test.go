@@ -104,9 +104,8 @@ func TestCostTable(t *testing.T) {
 
 			wantCalls(t, "Tokens", calls(t, b, func() error { _, err := s.Tokens(ctx); return err }),
 				map[string]int{"Read": 1, "ReadMany": 1})
-			// The tombstone (a compare-and-swap on the token), the release
-			// (index), the tombstone's removal.
-			del := map[string]int{"Read": 1, "Delete": 1, "Update": 2}
+			// Read the token, delete it, release its keys (index).
+			del := map[string]int{"Read": 1, "Delete": 1, "Update": 1}
 			wantCalls(t, "DeleteToken", calls(t, b, func() error { return s.DeleteToken(ctx, nt.ID) }), del)
 			wantCalls(t, "DeleteTokens", calls(t, b, func() error { return s.DeleteTokens(ctx) }),
 				map[string]int{"Read": 1, "List": 1, "Delete": 3, "Update": 1})

@@ -12,21 +12,20 @@ import (
 	"github.com/cloudtokens/cloudtokens/tokenstore/index"
 )
 
-// DeleteToken implements tokenstore.Store in three steps:
+// DeleteToken implements tokenstore.Store: it reads the token (to learn
+// its keys), deletes its document, then releases its index entries. A
+// save that read the token before fails its compare-and-swap on the
+// missing document and decides again (it then inserts a new record); of
+// concurrent deletes one succeeds and the others find nothing; a delete
+// whose response was lost finds the document gone and succeeds. A delete
+// the backend refuses (no permission, say) changes nothing.
 //
-//  1. the token's document is replaced by a tombstone with a
-//     compare-and-swap: this is the delete. A save that read the token
-//     before fails its own compare-and-swap and decides again (it then
-//     inserts a new record); of concurrent deletes exactly one succeeds,
-//     and a delete whose response was lost finds its own tombstone and
-//     succeeds too;
-//  2. the token's index entries are released;
-//  3. the tombstone is deleted.
-//
-// A process that stops after step 1 leaves a tombstone whose entries are
-// dead: the next save that needs one of those keys drops them, lookups
-// skip them, and Repair removes both. Steps 2 and 3 run on a clean-up
-// context, so a cancelled context does not leave them undone.
+// A process that stops between the two steps leaves entries that point
+// at a missing document: lookups skip them, the next save that needs one
+// of those keys fences them (a tombstone under the deleted ID, which
+// proves the document cannot come back) and drops them, and Repair does
+// the same. The release runs on a clean-up context, so a cancelled
+// context does not leave it undone.
 func (s *Store) DeleteToken(ctx context.Context, id string) error {
 	if err := tokenstore.ValidateID(id); err != nil {
 		return err
@@ -34,71 +33,57 @@ func (s *Store) DeleteToken(ctx context.Context, id string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	var keys []index.Key
-	err := s.retry(ctx, "DeleteToken", func() error {
-		st, err := s.readDoc(ctx, id)
-		if errors.Is(err, tokenstore.ErrMalformed) {
-			return s.deleteCorrupt(ctx, id)
-		}
-		if err != nil {
-			return err
-		}
-		if st.tombstone() {
-			return fmt.Errorf("%w: token %q was deleted", tokenstore.ErrNotFound, id)
-		}
-		keys = index.KeysOf(st.tok)
-		_, err = s.writeDoc(ctx, st, &tokenstore.Token{ID: id}, tokenstore.Meta{Deleted: s.now().UnixMilli()})
-		if err != nil && !definite(err) {
-			// Lost response or cancelled: the token is deleted if its
-			// document is now a tombstone or gone.
-			cctx, cancel := s.cleanupContext(ctx)
-			defer cancel()
-			if now, rerr := s.readDoc(cctx, id); errors.Is(rerr, tokenstore.ErrNotFound) || (rerr == nil && now.tombstone()) {
-				return nil
-			}
-		}
-		if errors.Is(err, tokenstore.ErrNotFound) {
-			return fmt.Errorf("%w: token %q was deleted meanwhile", tokenstore.ErrNotFound, id)
-		}
-		if errors.Is(err, ErrVersionMismatch) {
-			return fmt.Errorf("%w: %w", errRetry, err)
-		}
-		return err
-	})
-	if err != nil || keys == nil {
+	st, err := s.readDoc(ctx, id)
+	if errors.Is(err, tokenstore.ErrMalformed) {
+		return s.deleteCorrupt(ctx, id)
+	}
+	if err != nil {
 		return err
 	}
-	s.releaseAll(ctx, id, keys, nil)
-	s.dropTombstone(ctx, id)
+	if st.tombstone() {
+		return fmt.Errorf("%w: token %q was deleted", tokenstore.ErrNotFound, id)
+	}
+	if err := s.remove(ctx, TokenName(id)); err != nil {
+		return err
+	}
+	// Remember the deletion, so that a lagging replica that still shows
+	// the token does not bring it back for this Store.
+	s.recent.put(&storedToken{tok: &tokenstore.Token{ID: id}, meta: tokenstore.Meta{Gen: st.meta.Gen + 1, Deleted: s.now().UnixMilli()}, version: "deleted"})
+	s.releaseAll(ctx, id, index.KeysOf(st.tok), nil)
 	return nil
 }
 
-// deleteCorrupt deletes a token document that does not decode: its keys
-// are unknown, so its ID entry is released and its other entries, which
-// point at a missing document, are fenced by whoever needs them.
+// deleteCorrupt deletes a token document that does not decode. Its keys
+// are unknown, so every bucket is searched for its entries: a rare case,
+// worth a full read of the index.
 func (s *Store) deleteCorrupt(ctx context.Context, id string) error {
 	s.recent.forget(id)
 	if err := s.remove(ctx, TokenName(id)); err != nil {
 		return err
 	}
-	s.releaseAll(ctx, id, []index.Key{{Kind: index.KindID, Value: id}}, nil)
+	cctx, cancel := s.cleanupContext(ctx)
+	defer cancel()
+	buckets, _, err := s.allBuckets(cctx, nil)
+	if err != nil {
+		return err
+	}
+	for n, b := range buckets {
+		if !slices.Contains(b.IDs(), id) {
+			continue
+		}
+		if _, err := s.modifyBucket(cctx, n, nil, func(b *index.Bucket) (bool, error) {
+			return b.RemoveID(id), nil
+		}); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
-// dropTombstone deletes the document of a deleted token, on a clean-up
-// context; a failure is logged (Repair removes leftover tombstones).
-func (s *Store) dropTombstone(ctx context.Context, id string) {
-	cctx, cancel := s.cleanupContext(ctx)
-	defer cancel()
-	if err := s.remove(cctx, TokenName(id)); err != nil && !errors.Is(err, tokenstore.ErrNotFound) {
-		s.opts.Logger.WarnContext(ctx, "cloudtokens: could not delete a tombstone; Repair removes it", "id", id, "error", err)
-	}
-}
-
-// DeleteTokens implements tokenstore.Store: it deletes every token
-// document under the store's prefix, listed or not (an orphan left by an
-// earlier version, a tombstone), and then their index entries. With a
-// Backend that is not a Lister it deletes the tokens the index lists.
+// DeleteTokens implements tokenstore.Store: it deletes every token the
+// index lists and every token document the backend lists under the
+// store's prefix (an orphan left by an earlier version, a tombstone), and
+// then their index entries.
 // Saves that run meanwhile are not lost: a token inserted after the
 // documents were listed stays, with its entries.
 func (s *Store) DeleteTokens(ctx context.Context) error {
@@ -118,19 +103,20 @@ func (s *Store) DeleteTokens(ctx context.Context) error {
 			ids = append(ids, id)
 		}
 	}
+	for _, b := range buckets {
+		for _, id := range b.Listed() {
+			add(id)
+		}
+	}
 	if l, ok := s.b.(Lister); ok {
+		// Lists may lag (GCP, AWS): the index names what was just written,
+		// the list what the index does not know.
 		names, err := l.List(ctx)
 		if err != nil {
 			return err
 		}
 		for _, n := range names {
 			if id, ok := strings.CutPrefix(n, "token-"); ok {
-				add(id)
-			}
-		}
-	} else {
-		for _, b := range buckets {
-			for _, id := range b.Listed() {
 				add(id)
 			}
 		}

@@ -10,8 +10,9 @@ import (
 
 // ImportToken implements tokenstore.Importer: it stores t exactly, under
 // t.ID, for migrations and restores. A record with that ID is replaced
-// (its dropped keys released, its new keys claimed); otherwise t is
-// inserted under t.ID, with the same claims as any insert. A key that
+// (its dropped keys released, its new keys claimed); otherwise a tombstone
+// is created under t.ID and replaced by t in the same way (one write more
+// than an insert). A key that
 // another record holds gives tokenstore.ErrConflict and changes nothing.
 // Importing a token that is already stored as given writes nothing.
 func (s *Store) ImportToken(ctx context.Context, t *tokenstore.Token) error {
@@ -34,9 +35,16 @@ func (s *Store) ImportToken(ctx context.Context, t *tokenstore.Token) error {
 		defer mu.Unlock()
 		snaps := bucketSnaps{}
 		st, err := s.readDoc(ctx, nt.ID)
+		if errors.Is(err, tokenstore.ErrNotFound) {
+			// A new ID: a tombstone first, so that two imports of one ID
+			// meet at a compare-and-swap on the document (as two updates
+			// do) rather than at their claims.
+			st, err = s.writeDoc(ctx, nil, &tokenstore.Token{ID: nt.ID}, tokenstore.Meta{Deleted: s.now().UnixMilli()})
+			if errors.Is(err, ErrExists) {
+				return fmt.Errorf("%w: token %q was created meanwhile", errRetry, nt.ID)
+			}
+		}
 		switch {
-		case errors.Is(err, tokenstore.ErrNotFound):
-			return s.insertAs(ctx, nt, claimRequest{saving: nt, insert: true, exact: true}, snaps)
 		case err != nil:
 			return err
 		case !st.tombstone() && sameToken(st.tok, nt) && st.meta.Lease == nil:

@@ -179,6 +179,9 @@ func (s *Store) removeDuplicates(ctx context.Context, sv *survey, rep *RepairRep
 			continue
 		}
 		for _, k := range index.KeysOf(st.tok)[1:] {
+			if k.Kind == index.KindAccess {
+				continue // not exclusive
+			}
 			if k.Kind == index.KindUser {
 				k.ClientID = ""
 			}
@@ -361,8 +364,8 @@ func (s *Store) rebuildLostIndex(ctx context.Context) (bool, error) {
 		return false, nil
 	}
 	s.opts.Logger.WarnContext(ctx, "cloudtokens: the index is missing but token documents exist; rebuilding it")
-	_, err = s.Repair(ctx)
-	return err == nil, err
+	rep, err := s.Repair(ctx)
+	return err == nil && rep.EntriesAdded > 0, err
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {

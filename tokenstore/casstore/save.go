@@ -149,10 +149,16 @@ func (s *Store) replace(ctx context.Context, target *storedToken, next *tokensto
 	if err := s.claim(ctx, req, diffKeys(newKeys, oldKeys), snaps); err != nil {
 		return err
 	}
-	// A failed write keeps what it claimed: the entries are claimed for a
-	// generation that is now taken by another write, so they are dead
-	// unless that write holds the keys too.
+	// A write that lost to another keeps what it claimed: the entries are
+	// claimed for a generation that the other write took, so they are dead
+	// unless that write holds the keys too (and then they are its). A
+	// write that found the token deleted releases them: nobody else can
+	// hold a key for a deleted ID.
 	if _, err := s.writeDoc(ctx, target, next, tokenstore.Meta{}); err != nil {
+		if added := diffKeys(newKeys, oldKeys); len(added) > 0 &&
+			(errors.Is(err, tokenstore.ErrNotFound) || errors.Is(err, ErrVersionMismatch) && s.deleted(ctx, id)) {
+			s.releaseAll(ctx, id, added, snaps)
+		}
 		if errors.Is(err, ErrVersionMismatch) || errors.Is(err, tokenstore.ErrNotFound) {
 			if remembered {
 				return fmt.Errorf("%w: %w", errStale, err)
@@ -164,6 +170,15 @@ func (s *Store) replace(ctx context.Context, target *storedToken, next *tokensto
 	}
 	s.release(ctx, id, diffKeys(oldKeys, newKeys), gen, snaps)
 	return nil
+}
+
+// deleted reports whether token id's document is gone (some backends
+// report a compare-and-swap on a deleted document as a version mismatch).
+func (s *Store) deleted(ctx context.Context, id string) bool {
+	cctx, cancel := s.cleanupContext(ctx)
+	defer cancel()
+	_, err := s.b.Read(cctx, TokenName(id))
+	return errors.Is(err, tokenstore.ErrNotFound)
 }
 
 // insert stores t as a new token: it claims all its keys, then creates
@@ -189,13 +204,16 @@ func (s *Store) insertAs(ctx context.Context, nt *tokenstore.Token, req claimReq
 		req.decisive = k
 	}
 	keys := index.KeysOf(nt)
-	var claimed []index.Key
+	// A withdrawal releases every key of the new ID, not only the batches
+	// that succeeded: one claim writes several buckets when the index grew
+	// since its batches were made, and may fail after some of them. The
+	// entries of a new random ID can only be this insert's (ImportToken,
+	// whose IDs are given, does not insert: it replaces a tombstone).
 	for _, batch := range s.insertBatches(req.decisive, keys) {
 		if err := s.claim(ctx, req, batch, snaps); err != nil {
-			s.releaseAll(ctx, nt.ID, claimed, snaps)
+			s.releaseAll(ctx, nt.ID, keys, snaps)
 			return err
 		}
-		claimed = append(claimed, batch...)
 	}
 	_, err := s.writeDoc(ctx, nil, nt, tokenstore.Meta{})
 	if err == nil {
@@ -219,7 +237,7 @@ func (s *Store) insertAs(ctx context.Context, nt *tokenstore.Token, req claimReq
 			}
 		}
 	}
-	s.releaseAll(ctx, nt.ID, claimed, snaps)
+	s.releaseAll(ctx, nt.ID, keys, snaps)
 	if errors.Is(err, ErrExists) {
 		// Someone fenced this insert (it took too long): start again.
 		return fmt.Errorf("%w: the new token's document was fenced: %w", errRetry, err)

@@ -8,10 +8,11 @@
 // Only stable lookup keys: for every token its ID ("i"), and where set its
 // user name ("u"), the SHA-256 digest of its grant token ("g") and of its
 // refresh token ("r"), each scoped by the token's client ID ("c"). A
-// record whose only credential is an access token (no grant or refresh
-// token: the Zoho SDK's rule-2 records, which are never refreshed) also
-// has the digest of its access token ("a"), so a query by access token
-// finds it without a scan. Digests are SHA-256 in unpadded base64url (43
+// record that has nothing but an access token (no user name, grant or
+// refresh token: the Zoho SDK's rule-2 records, which are never refreshed)
+// also has the digest of its access token ("a"), so a query by access
+// token finds it without a scan; a query by the access token of any other
+// record scans. Digests are SHA-256 in unpadded base64url (43
 // characters); no raw token value is ever stored in the index. A refresh
 // that changes only the access token and expiry of a refreshable record
 // never rewrites the index; rotating its refresh token does (the "r" key
@@ -160,7 +161,7 @@ func KeysOf(t *tokenstore.Token) []Key {
 	if t.RefreshToken != "" {
 		keys = append(keys, Key{Kind: KindRefresh, Value: Digest(t.RefreshToken), ClientID: t.ClientID})
 	}
-	if t.AccessToken != "" && t.GrantToken == "" && t.RefreshToken == "" {
+	if t.AccessToken != "" && t.UserName == "" && t.GrantToken == "" && t.RefreshToken == "" {
 		keys = append(keys, Key{Kind: KindAccess, Value: Digest(t.AccessToken)})
 	}
 	return keys

@@ -55,7 +55,10 @@ func TestAccessTokenIsAKeyOnlyWithoutGrantAndRefresh(t *testing.T) {
 	if fmt.Sprint(index.KeysOf(a)) != fmt.Sprint(index.KeysOf(b)) {
 		t.Fatal("a refresh of the access token changes the index keys of a refreshable record")
 	}
-	lone := &tokenstore.Token{ID: "x", UserName: "u", AccessToken: "acc"}
+	lone := &tokenstore.Token{ID: "x", AccessToken: "acc"}
+	if named := (&tokenstore.Token{ID: "y", UserName: "u", AccessToken: "acc"}); len(index.KeysOf(named)) != 2 {
+		t.Fatalf("a record with a user name is found by it, not by its access token: %v", index.KeysOf(named))
+	}
 	keys := index.KeysOf(lone)
 	if keys[len(keys)-1] != (index.Key{Kind: index.KindAccess, Value: index.Digest("acc")}) {
 		t.Fatalf("access-only record keys %v lack the access key", keys)

@@ -165,7 +165,7 @@ func insertWrites(t *tokenstore.Token, shards int) int {
 	if q, ok := index.QueryKey(t); ok && slices.Contains(keys, q) {
 		decisive = q
 	}
-	if index.Route(decisive, shards) == index.Route(keys[0], shards) {
+	if index.FixedRoute(decisive, shards) == index.FixedRoute(keys[0], shards) {
 		return k + 1
 	}
 	return k
@@ -174,7 +174,7 @@ func insertWrites(t *tokenstore.Token, shards int) int {
 func shardsOf(keys []index.Key, shards int) int {
 	seen := map[int]bool{}
 	for _, k := range keys {
-		seen[index.Route(k, shards)] = true
+		seen[index.FixedRoute(k, shards)] = true
 	}
 	return len(seen)
 }
@@ -285,7 +285,7 @@ func (r *runner) suite(iters, scanIters int) []*Op {
 			t := tok(i)
 			q := rule.query(t)
 			key, _ := index.QueryKey(q)
-			shard := casstore.IndexName(index.Route(key, r.shards))
+			shard := casstore.IndexName(index.FixedRoute(key, r.shards))
 			interleave(i,
 				func() {
 					r.addOp(cold, func() error { got, err := r.cold.FindToken(ctx, q); return expectID(got, err, t.ID) }, 2*R)
@@ -535,7 +535,7 @@ func (r *runner) deleteAll() *Op {
 	used := map[int]bool{}
 	for _, t := range r.toks {
 		for _, k := range index.KeysOf(t) {
-			used[index.Route(k, r.shards)] = true
+			used[index.FixedRoute(k, r.shards)] = true
 		}
 	}
 	op := &Op{Name: fmt.Sprintf("DeleteTokens (N=%d)", n), BudgetExpr: "S·R + N·Del + S′·U"}
