@@ -388,6 +388,15 @@ func (b *backend) Delete(ctx context.Context, name string) error {
 	return nil
 }
 
+// Quotas implements casstore.QuotaReporter: AWS keeps at most 100
+// versions created in the last 24 hours per secret (a quota that cannot be
+// raised), and every compare-and-swap write puts a version, even one that
+// then loses its race. The engine grows its index before any bucket comes
+// near it.
+func (b *backend) Quotas() casstore.Quotas {
+	return casstore.Quotas{VersionsPerDay: 100}
+}
+
 // List implements casstore.Lister with ListSecrets (100 per page),
 // filtered by name on the prefix; secrets scheduled for deletion are
 // left out. Names below a nested prefix (with a further "/") belong to
@@ -447,7 +456,7 @@ func mapCode(op, id, code, msg string, err error) error {
 			// taken for the recovery window (moto reports that to
 			// CreateSecret as ResourceExistsException instead).
 			if op == "create" {
-				sentinel = casstore.ErrExists
+				sentinel = casstore.ErrDeleted // wraps ErrExists
 			} else {
 				sentinel = tokenstore.ErrNotFound
 			}

@@ -5,6 +5,9 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"time"
+
+	"github.com/cloudtokens/cloudtokens/tokenstore/casstore"
 )
 
 // Option configures a Store; see New.
@@ -19,14 +22,16 @@ type settings struct {
 	tags         map[string]string
 	recoveryDays int  // 0: AWS's default (30 days)
 	forceDelete  bool // ForceDeleteWithoutRecovery
+	wrap         func(casstore.Backend) casstore.Backend
+	claimWait    time.Duration
 }
 
-// WithIndexShards sets the number of index secrets (default 1, at most
-// MaxIndexShards). Every store that shares a prefix must use the same
-// value. One index secret holds about 300 tokens (see package
-// tokenstore/index); use about one shard per 200 tokens, and more where
-// many processes insert and delete at once, since every insert and
-// delete writes one shard.
+// WithIndexShards makes a new, empty store split its index into n buckets
+// on its first write.
+//
+// Deprecated: the index grows by itself, following both its size and its
+// write rate (see package index); a store created with a fixed number of
+// shards by an earlier version keeps its layout, read from the index.
 func WithIndexShards(n int) Option {
 	return func(c *settings) error {
 		if n < 1 || n > MaxIndexShards {
@@ -139,6 +144,37 @@ func WithRecoveryWindow(days int) Option {
 func WithForceDelete() Option {
 	return func(c *settings) error {
 		c.forceDelete = true
+		return nil
+	}
+}
+
+// WithBackendWrapper has the engine use w(backend) instead of the
+// store's own backend: for tests that make the backend behave as a cloud
+// may ([casstoretest.StaleBackend], [casstoretest.QuotaBackend],
+// [casstoretest.FaultBackend]) and for instrumentation. The result must
+// keep the [casstore.Backend] contract; Check, Repair and DeleteTokens
+// need it to implement [casstore.Lister] too (the casstoretest wrappers
+// pass it through).
+func WithBackendWrapper(w func(casstore.Backend) casstore.Backend) Option {
+	return func(c *settings) error {
+		if w == nil {
+			return fmt.Errorf("%w: WithBackendWrapper(nil)", ErrInvalidConfig)
+		}
+		c.wrap = w
+		return nil
+	}
+}
+
+// WithClaimWait sets how long a save waits for another process's
+// unfinished save of the same key before it fences it and goes on
+// (default 2 s; see [casstore.Options.ClaimWait]): the longest a user
+// stays blocked after a process died in the middle of saving them.
+func WithClaimWait(d time.Duration) Option {
+	return func(c *settings) error {
+		if d <= 0 {
+			return fmt.Errorf("%w: WithClaimWait(%v): must be positive", ErrInvalidConfig, d)
+		}
+		c.claimWait = d
 		return nil
 	}
 }

@@ -48,14 +48,9 @@ var (
 // A Store is safe for concurrent use, also by several processes that
 // share the prefix.
 type Store struct {
-	*casstore.Store
-	b *backend
+	engine *casstore.Store
+	b      *backend
 }
-
-var (
-	_ tokenstore.Store  = (*Store)(nil)
-	_ tokenstore.Leaser = (*Store)(nil)
-)
 
 // New returns a Store that keeps its tokens in client's account and
 // region under prefix: the token with ID id is the secret
@@ -109,12 +104,19 @@ func New(ctx context.Context, client *secretsmanager.Client, prefix string, opts
 		logger = slog.Default()
 	}
 	b.logger = logger
+	var eb casstore.Backend = b
+	if c.wrap != nil {
+		if eb = c.wrap(b); eb == nil {
+			return nil, fmt.Errorf("%w: the backend wrapper returned nil", ErrInvalidConfig)
+		}
+	}
 	return &Store{
-		Store: casstore.New(b, casstore.Options{
+		engine: casstore.New(eb, casstore.Options{
 			IndexShards: c.indexShards,
 			CacheIndex:  c.cacheIndex,
 			MaxAttempts: c.maxAttempts,
 			Logger:      logger,
+			ClaimWait:   c.claimWait,
 		}),
 		b: b,
 	}, nil

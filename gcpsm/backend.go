@@ -102,6 +102,14 @@ func wrapStatus(ctx context.Context, prefix string, err error) error {
 	return fmt.Errorf(format+": %w", append(kinds, err)...)
 }
 
+// Quotas implements casstore.QuotaReporter: Secret Manager soft-limits a
+// global secret to 2 AddSecretVersion and UpdateSecret requests a second
+// (https://cloud.google.com/secret-manager/quotas), and a store write makes
+// one of each: 1 write a second.
+func (b *backend) Quotas() casstore.Quotas {
+	return casstore.Quotas{WritesPerSecond: 1}
+}
+
 // Read accesses the version the current alias names: 1 call (2 for a
 // missing document).
 //

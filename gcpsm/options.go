@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"cloud.google.com/go/secretmanager/apiv1/secretmanagerpb"
+
+	"github.com/cloudtokens/cloudtokens/tokenstore/casstore"
 )
 
 // Option configures a Store created by New.
@@ -22,6 +24,8 @@ type config struct {
 	readWorkers   int
 	retries       int
 	staleReadWait time.Duration
+	wrap          func(casstore.Backend) casstore.Backend
+	claimWait     time.Duration
 }
 
 // DefaultReadWorkers is the number of AccessSecretVersion calls that
@@ -31,11 +35,12 @@ type config struct {
 // (90,000 per minute) while hiding most of the round-trip latency.
 const DefaultReadWorkers = 16
 
-// WithIndexShards sets the number of index shards (default 1); see
-// casstore.Options.IndexShards. Every store sharing a prefix must use the
-// same value. One shard holds about 300 tokens (see package index); more
-// shards also spread concurrent inserts, which matters on Secret Manager:
-// each secret takes about one write per second.
+// WithIndexShards makes a new, empty store split its index into n buckets
+// on its first write.
+//
+// Deprecated: the index grows by itself, following both its size and its
+// write rate (see package index); a store created with a fixed number of
+// shards by an earlier version keeps its layout, read from the index.
 func WithIndexShards(n int) Option {
 	return func(c *config) error {
 		if n < 1 || n > 10000 {
@@ -182,4 +187,35 @@ func validLabelValue(v string) bool {
 		}
 	}
 	return true
+}
+
+// WithBackendWrapper has the engine use w(backend) instead of the
+// store's own backend: for tests that make the backend behave as a cloud
+// may ([casstoretest.StaleBackend], [casstoretest.QuotaBackend],
+// [casstoretest.FaultBackend]) and for instrumentation. The result must
+// keep the [casstore.Backend] contract; Check, Repair and DeleteTokens
+// need it to implement [casstore.Lister] too (the casstoretest wrappers
+// pass it through).
+func WithBackendWrapper(w func(casstore.Backend) casstore.Backend) Option {
+	return func(c *config) error {
+		if w == nil {
+			return fmt.Errorf("%w: WithBackendWrapper(nil)", ErrInvalidConfig)
+		}
+		c.wrap = w
+		return nil
+	}
+}
+
+// WithClaimWait sets how long a save waits for another process's
+// unfinished save of the same key before it fences it and goes on
+// (default 2 s; see [casstore.Options.ClaimWait]): the longest a user
+// stays blocked after a process died in the middle of saving them.
+func WithClaimWait(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return fmt.Errorf("%w: WithClaimWait(%v): must be positive", ErrInvalidConfig, d)
+		}
+		c.claimWait = d
+		return nil
+	}
 }

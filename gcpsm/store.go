@@ -73,15 +73,14 @@ var (
 // the casstore engine on a Secret Manager backend. Check (from the engine)
 // compares the index with the secrets the store lists.
 type Store struct {
-	*casstore.Store
-	b *backend
+	engine *casstore.Store
+	b      *backend
 }
 
 var (
-	_ tokenstore.Store  = (*Store)(nil)
-	_ tokenstore.Leaser = (*Store)(nil)
-	_ casstore.Backend  = (*backend)(nil)
-	_ casstore.Lister   = (*backend)(nil)
+	_ casstore.Backend       = (*backend)(nil)
+	_ casstore.Lister        = (*backend)(nil)
+	_ casstore.QuotaReporter = (*backend)(nil)
 )
 
 // New returns a Store that keeps its tokens in project projectID (an ID or
@@ -138,13 +137,20 @@ func New(ctx context.Context, client *secretmanager.Client, projectID, prefix st
 		staleReadWait: cfg.staleReadWait,
 		mem:           newMemory(rememberSecrets),
 	}
-	cs := casstore.New(b, casstore.Options{
+	var eb casstore.Backend = b
+	if cfg.wrap != nil {
+		if eb = cfg.wrap(b); eb == nil {
+			return nil, fmt.Errorf("%w: the backend wrapper returned nil", ErrInvalidConfig)
+		}
+	}
+	cs := casstore.New(eb, casstore.Options{
 		IndexShards: cfg.indexShards,
 		CacheIndex:  cfg.indexCache,
 		MaxAttempts: cfg.maxAttempts,
 		Logger:      cfg.logger,
+		ClaimWait:   cfg.claimWait,
 	})
-	return &Store{Store: cs, b: b}, nil
+	return &Store{engine: cs, b: b}, nil
 }
 
 // SecretID returns the ID of the secret that holds the token with the

@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
-	"github.com/cloudtokens/cloudtokens/tokenstore"
 	"github.com/cloudtokens/cloudtokens/tokenstore/casstore"
 	"github.com/hashicorp/vault/api"
 )
@@ -97,14 +97,9 @@ func (e *MountError) Unwrap() []error {
 // mount. It is the casstore engine (embedded: FindToken, SaveToken,
 // Check, AcquireLease, ...) on a Backend. It is safe for concurrent use.
 type Store struct {
-	*casstore.Store
+	engine  *casstore.Store
 	backend *Backend
 }
-
-var (
-	_ tokenstore.Store  = (*Store)(nil)
-	_ tokenstore.Leaser = (*Store)(nil)
-)
 
 // Backend returns the store's Backend: the casstore.Backend and
 // casstore.Lister on Vault that the engine uses.
@@ -121,15 +116,20 @@ type config struct {
 	readWorkers int
 	consistency Consistency
 	engine      casstore.Options
+	wrap        func(casstore.Backend) casstore.Backend
+	claimWait   time.Duration
 }
 
 func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...)
 }
 
-// WithIndexShards sets the number of index entries (default 1). Every
-// store sharing a mount and prefix must use the same number; about 100
-// tokens per shard leaves room (see package tokenstore/index).
+// WithIndexShards makes a new, empty store split its index into n buckets
+// on its first write.
+//
+// Deprecated: the index grows by itself, following both its size and its
+// write rate (see package index); a store created with a fixed number of
+// shards by an earlier version keeps its layout, read from the index.
 func WithIndexShards(n int) Option {
 	return func(c *config) error {
 		if n < 1 {
@@ -292,5 +292,43 @@ func New(ctx context.Context, client *api.Client, prefix string, opts ...Option)
 	if err := b.checkMount(ctx); err != nil {
 		return nil, err
 	}
-	return &Store{Store: casstore.New(b, c.engine), backend: b}, nil
+	var eb casstore.Backend = b
+	if c.wrap != nil {
+		if eb = c.wrap(b); eb == nil {
+			return nil, fmt.Errorf("%w: the backend wrapper returned nil", ErrInvalidConfig)
+		}
+	}
+	c.engine.ClaimWait = c.claimWait
+	return &Store{engine: casstore.New(eb, c.engine), backend: b}, nil
+}
+
+// WithBackendWrapper has the engine use w(backend) instead of the
+// store's own backend: for tests that make the backend behave as a cloud
+// may ([casstoretest.StaleBackend], [casstoretest.QuotaBackend],
+// [casstoretest.FaultBackend]) and for instrumentation. The result must
+// keep the [casstore.Backend] contract; Check, Repair and DeleteTokens
+// need it to implement [casstore.Lister] too (the casstoretest wrappers
+// pass it through).
+func WithBackendWrapper(w func(casstore.Backend) casstore.Backend) Option {
+	return func(c *config) error {
+		if w == nil {
+			return fmt.Errorf("%w: WithBackendWrapper(nil)", ErrInvalidConfig)
+		}
+		c.wrap = w
+		return nil
+	}
+}
+
+// WithClaimWait sets how long a save waits for another process's
+// unfinished save of the same key before it fences it and goes on
+// (default 2 s; see [casstore.Options.ClaimWait]): the longest a user
+// stays blocked after a process died in the middle of saving them.
+func WithClaimWait(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return fmt.Errorf("%w: WithClaimWait(%v): must be positive", ErrInvalidConfig, d)
+		}
+		c.claimWait = d
+		return nil
+	}
 }

@@ -342,7 +342,7 @@ func (s *Store) writeHistory() (time.Duration, int) {
 	case s.quotas.VersionsPerDay > 0:
 		return 24 * time.Hour, recentWrites
 	case s.quotas.WritesPerSecond > 0:
-		return time.Minute, recentWrites
+		return time.Minute, 64
 	}
 	return 0, 0
 }
@@ -413,9 +413,9 @@ func (s *Store) allBuckets(ctx context.Context, snaps bucketSnaps) ([]*index.Buc
 // scaled to the whole index, would take the busiest buckets (those not
 // yet split in the current round, with twice the share of the others) past
 // half of the backend's quota: half the versions a secret may get in a
-// day (AWS), half the writes a second (GCP). The rate is
-// measured over the bucket's last writes, so the index grows as fast as
-// the load does, and stops when it is spread thin enough.
+// day (AWS, measured over the bucket's last writes, so the index grows as
+// fast as the load does), half the writes a second (GCP, measured over
+// the last minute). It stops when the load is spread thin enough.
 func (s *Store) splitWanted(b *index.Bucket) bool {
 	if b.Fixed || b.Depth >= index.MaxDepth {
 		return false
@@ -427,17 +427,15 @@ func (s *Store) splitWanted(b *index.Bucket) bool {
 	if size > index.SplitSize {
 		return true
 	}
-	rate := writeRate(b.Writes) // writes a second to this bucket
-	if rate == 0 {
-		return false
-	}
 	m := s.currentLayout().m
 	busiest := float64(int(1) << (bits.Len(uint(m)) - 1)) // an unsplit bucket's share is 1/2^L
-	busiestRate := rate * float64(int(1)<<b.Depth) / busiest
-	if q := s.quotas.VersionsPerDay; q > 0 && busiestRate*86400 > float64(q)*0.5 {
+	scale := float64(int(1)<<b.Depth) / busiest
+	if q := s.quotas.VersionsPerDay; q > 0 && writeRate(b.Writes)*scale*86400 > float64(q)*0.5 {
 		return true
 	}
-	if q := s.quotas.WritesPerSecond; q > 0 && busiestRate > q/2 {
+	// A per-second quota is measured over a minute (GCP also has a per-
+	// minute one), so that a burst does not make the index grow for good.
+	if q := s.quotas.WritesPerSecond; q > 0 && float64(b.WritesSince(s.now().Add(-time.Minute)))/60*scale > q/2 {
 		return true
 	}
 	return false
