@@ -216,12 +216,25 @@ func (b *backend) Create(ctx context.Context, name string, value []byte) (string
 		if errors.As(err, &exists) && attempts.Load() > 1 && b.holdsVersion(ctx, id, token, value) {
 			return token, nil
 		}
+		if errors.As(err, &exists) && b.scheduledForDeletion(ctx, id) {
+			// moto answers a create of a name in its recovery window with
+			// ResourceExistsException (AWS with InvalidRequestException,
+			// see mapCode): the name belongs to a deleted secret.
+			return "", fmt.Errorf("awssm: create %q: %w: %w", id, casstore.ErrDeleted, err)
+		}
 		return "", mapErr(ctx, "create", id, err)
 	}
 	// Our token is the version we created. (The VersionId of the answer
 	// is not: moto answers a repeated create with the secret's current
 	// version, which may be another writer's by then.)
 	return token, nil
+}
+
+// scheduledForDeletion reports whether secret id exists and is scheduled
+// for deletion: one DescribeSecret, only after a create was refused.
+func (b *backend) scheduledForDeletion(ctx context.Context, id string) bool {
+	out, err := b.c.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(id)}, retryThrottling)
+	return err == nil && out.DeletedDate != nil
 }
 
 // holdsVersion reports whether secret id has version, with value: a

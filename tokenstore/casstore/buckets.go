@@ -331,16 +331,12 @@ func (s *Store) guessFromMemory() bool {
 	return s.opts.CacheIndex || s.quotas.VersionsPerDay == 0
 }
 
-// recentWrites is how many write times a bucket keeps to measure its
-// write rate.
-const recentWrites = 32
-
 // writeHistory returns how long a bucket keeps its write times for the
 // backend's quotas, and how many (0: none).
 func (s *Store) writeHistory() (time.Duration, int) {
 	switch {
 	case s.quotas.VersionsPerDay > 0:
-		return 24 * time.Hour, recentWrites
+		return 24 * time.Hour, s.quotas.VersionsPerDay
 	case s.quotas.WritesPerSecond > 0:
 		return time.Minute, 64
 	}
@@ -413,9 +409,8 @@ func (s *Store) allBuckets(ctx context.Context, snaps bucketSnaps) ([]*index.Buc
 // scaled to the whole index, would take the busiest buckets (those not
 // yet split in the current round, with twice the share of the others) past
 // half of the backend's quota: half the versions a secret may get in a
-// day (AWS, measured over the bucket's last writes, so the index grows as
-// fast as the load does), half the writes a second (GCP, measured over
-// the last minute). It stops when the load is spread thin enough.
+// day (AWS), half the writes a second (GCP, measured over the last
+// minute). It stops when the load is spread thin enough.
 func (s *Store) splitWanted(b *index.Bucket) bool {
 	if b.Fixed || b.Depth >= index.MaxDepth {
 		return false
@@ -430,8 +425,23 @@ func (s *Store) splitWanted(b *index.Bucket) bool {
 	m := s.currentLayout().m
 	busiest := float64(int(1) << (bits.Len(uint(m)) - 1)) // an unsplit bucket's share is 1/2^L
 	scale := float64(int(1)<<b.Depth) / busiest
-	if q := s.quotas.VersionsPerDay; q > 0 && writeRate(b.Writes)*scale*86400 > float64(q)*0.5 {
-		return true
+	// A daily quota is a count: the versions of the last 24 hours. Two
+	// measures of the load on the bucket's share of the index, scaled to
+	// the busiest share: its count of the last 24 hours (which sees a
+	// burst), and its recent rate, projected over a day (which sees a
+	// sustained load long before its count does; it needs a minute of
+	// writes, so that a short burst does not make the index grow for good).
+	// A split deals the parent's history between the halves, so both stay
+	// measures of the bucket's share, and growth stops once the busiest
+	// share is under half the quota.
+	if q := s.quotas.VersionsPerDay; q > 0 {
+		limit := float64(q) / 2
+		if c := b.WritesSince(s.now().Add(-24 * time.Hour)); c >= 8 && float64(c)*scale > limit {
+			return true
+		}
+		if r := recentRate(b.Writes); r*scale*86400 > limit {
+			return true
+		}
 	}
 	// A per-second quota is measured over a minute (GCP also has a per-
 	// minute one), so that a burst does not make the index grow for good.
@@ -441,14 +451,14 @@ func (s *Store) splitWanted(b *index.Bucket) bool {
 	return false
 }
 
-// writeRate estimates writes a second from write times (epoch seconds,
-// oldest first): 0 with fewer than 8 of them.
-func writeRate(w []int64) float64 {
-	if len(w) < 8 {
+// recentRate estimates writes a second from the last write times (epoch
+// seconds, oldest first): 0 unless at least 8 of them span a minute.
+func recentRate(w []int64) float64 {
+	w = w[max(len(w)-32, 0):]
+	if len(w) < 8 || w[len(w)-1]-w[0] < 60 {
 		return 0
 	}
-	span := max(w[len(w)-1]-w[0], 1)
-	return float64(len(w)-1) / float64(span)
+	return float64(len(w)-1) / float64(w[len(w)-1]-w[0])
 }
 
 // keysOfBucket groups keys by the bucket the layout routes them to, in
