@@ -4,6 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"reflect"
+	"slices"
+	"strings"
+	"unicode"
 
 	"github.com/spf13/cobra"
 
@@ -21,58 +26,96 @@ type repairer interface {
 	Repair(ctx context.Context) (casstore.RepairReport, error)
 }
 
-// checkOutput is the JSON form of a casstore.Report (part of the stable
-// output of check and repair).
-type checkOutput struct {
-	Store       string   `json:"store"`
-	OK          bool     `json:"ok"`
-	Tokens      int      `json:"tokens"`
-	Unindexed   []string `json:"unindexed"`
-	Missing     []string `json:"missing"`
-	MissingKeys []string `json:"missing_keys"`
-	Duplicates  []string `json:"duplicates"`
-	Corrupt     []string `json:"corrupt"`
-	ShardSizes  []int    `json:"shard_sizes"`
+// checkOutput is the JSON form of a casstore.Report: "store", "ok", and
+// every field of the report under its snake_case name (so a field the
+// engine adds appears without a change here), lists never null.
+type checkOutput map[string]any
+
+// fieldsOf returns the exported fields of struct v by snake_case name,
+// with nil slices as empty ones.
+func fieldsOf(v any) map[string]any {
+	out := map[string]any{}
+	rv := reflect.ValueOf(v)
+	for i := range rv.NumField() {
+		f := rv.Type().Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		fv := rv.Field(i)
+		if fv.Kind() == reflect.Slice && fv.IsNil() {
+			fv = reflect.MakeSlice(fv.Type(), 0, 0)
+		}
+		out[snake(f.Name)] = fv.Interface()
+	}
+	return out
+}
+
+// snake turns a Go field name into snake_case: MissingKeys -> missing_keys.
+func snake(name string) string {
+	var b strings.Builder
+	for i, r := range name {
+		if unicode.IsUpper(r) {
+			if i > 0 {
+				b.WriteByte('_')
+			}
+			r = unicode.ToLower(r)
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 func checkOutputOf(st *storeurl.Store, r *casstore.Report) checkOutput {
-	nz := func(s []string) []string {
-		if s == nil {
-			return []string{}
-		}
-		return s
-	}
-	sizes := r.ShardSizes
-	if sizes == nil {
-		sizes = []int{}
-	}
-	return checkOutput{
-		Store: st.URL.String(), OK: r.OK(), Tokens: r.Tokens,
-		Unindexed: nz(r.Unindexed), Missing: nz(r.Missing), MissingKeys: nz(r.MissingKeys),
-		Duplicates: nz(r.Duplicates), Corrupt: nz(r.Corrupt), ShardSizes: sizes,
-	}
+	c := checkOutput(fieldsOf(*r))
+	c["store"] = st.URL.String()
+	c["ok"] = r.OK()
+	return c
 }
+
+func (c checkOutput) ok() bool { ok, _ := c["ok"].(bool); return ok }
+
+// repairActions says, for each list of a check report, what it means and
+// what repair does about it. Lists not named here are reported with a
+// generic line; "tombstones" and "shard_sizes" are not problems.
+var repairActions = []struct{ key, what, action string }{
+	{"unindexed", "token documents not in the index (orphans of a crashed insert, or a lost index)", "repair adds their index entries"},
+	{"missing", "index entries whose token document is gone", "repair removes the entries"},
+	{"missing_keys", "token keys missing from the index", "repair adds the keys"},
+	{"duplicates", "keys held by more than one token", "repair keeps one record per key and deletes the others"},
+	{"stale_entries", "dead index entries", "repair removes them"},
+	{"pending_claims", "claims of saves that have not finished (a crash, or a save under way)", "repair fences and drops those that stay"},
+	{"missing_buckets", "index buckets that are gone", "repair rebuilds them from the token documents"},
+	{"corrupt", "token documents that do not decode", "repair leaves them alone: inspect them in the console, then delete them"},
+}
+
+var notProblems = map[string]bool{"tombstones": true, "shard_sizes": true}
 
 // findings describes every problem of a check, and what repair does
 // about it.
 func (c checkOutput) findings() []string {
 	var out []string
-	add := func(list []string, what, action string) {
-		if len(list) > 0 {
-			out = append(out, fmt.Sprintf("%d %s %v: %s", len(list), what, list, action))
+	known := map[string]bool{}
+	add := func(key, what, action string) {
+		v := reflect.ValueOf(c[key])
+		if v.Kind() == reflect.Slice && v.Len() > 0 {
+			out = append(out, fmt.Sprintf("%d %s %v: %s", v.Len(), what, c[key], action))
 		}
 	}
-	add(c.Unindexed, "token documents not in the index (orphans of a crashed insert, or a lost index)", "repair adds their index entries")
-	add(c.Missing, "index entries whose token document is gone", "repair removes the entries")
-	add(c.MissingKeys, "token keys missing from the index", "repair adds the keys")
-	add(c.Duplicates, "keys held by more than one token", "repair keeps one record per key and deletes the others")
-	add(c.Corrupt, "token documents that do not decode", "repair leaves them alone: inspect them in the console, then delete them")
+	for _, a := range repairActions {
+		known[a.key] = true
+		add(a.key, a.what, a.action)
+	}
+	for _, k := range slices.Sorted(maps.Keys(c)) {
+		if !known[k] && !notProblems[k] {
+			add(k, strings.ReplaceAll(k, "_", " "), "see the casstore package documentation")
+		}
+	}
 	return out
 }
 
 func (a *app) printCheck(c checkOutput) {
-	fmt.Fprintf(a.stdout, "%s: %d tokens, index shard sizes %v bytes\n", c.Store, c.Tokens, c.ShardSizes)
-	if c.OK {
+	fmt.Fprintf(a.stdout, "%s: %v tokens, index sizes %v bytes\n", c["store"], c["tokens"], c["shard_sizes"])
+	if c.ok() {
 		fmt.Fprintln(a.stdout, "ok: the index and the token documents agree")
 		return
 	}
@@ -84,11 +127,11 @@ func (a *app) printCheck(c checkOutput) {
 func (a *app) runCheck(ctx context.Context, st *storeurl.Store) (checkOutput, error) {
 	c, ok := st.Store.(checker)
 	if !ok {
-		return checkOutput{}, fmt.Errorf("%s cannot be checked: it is not a casstore-based store", st.URL)
+		return nil, fmt.Errorf("%s cannot be checked: it is not a casstore-based store", st.URL)
 	}
 	r, err := c.Check(ctx)
 	if err != nil {
-		return checkOutput{}, fmt.Errorf("checking %s: %w", st.URL, err)
+		return nil, fmt.Errorf("checking %s: %w", st.URL, err)
 	}
 	return checkOutputOf(st, r), nil
 }
@@ -122,7 +165,7 @@ Exit status 3 means problems were found; "repair" fixes most of them.`,
 			} else {
 				a.printCheck(c)
 			}
-			if !c.OK {
+			if !c.ok() {
 				return withCode(exitProblems, nil)
 			}
 			return nil
@@ -136,22 +179,13 @@ Exit status 3 means problems were found; "repair" fixes most of them.`,
 type repairOutput struct {
 	Store  string `json:"store"`
 	DryRun bool   `json:"dry_run"`
-	// Repair is what repair changed (null for a dry run).
-	Repair *repairCounts `json:"repair"`
+	// Repair is what repair changed: every field of casstore.RepairReport
+	// by snake_case name (null for a dry run).
+	Repair map[string]any `json:"repair"`
 	// Check is the check before a dry run, or after the repair.
 	Check checkOutput `json:"check"`
 	// Actions lists what repair does (dry run) or what problems remain.
 	Actions []string `json:"actions"`
-}
-
-type repairCounts struct {
-	Tokens            int      `json:"tokens"`
-	EntriesAdded      int      `json:"entries_added"`
-	EntriesRemoved    int      `json:"entries_removed"`
-	ClaimsExpired     int      `json:"claims_expired"`
-	DuplicatesRemoved int      `json:"duplicates_removed"`
-	TombstonesRemoved int      `json:"tombstones_removed"`
-	Corrupt           []string `json:"corrupt"`
 }
 
 func (a *app) repairCmd() *cobra.Command {
@@ -188,15 +222,7 @@ would do (exit status 3 when there is something to do).`,
 				if err != nil {
 					return fmt.Errorf("repairing %s: %w", st.URL, err)
 				}
-				corrupt := rep.Corrupt
-				if corrupt == nil {
-					corrupt = []string{}
-				}
-				out.Repair = &repairCounts{
-					Tokens: rep.Tokens, EntriesAdded: rep.EntriesAdded, EntriesRemoved: rep.EntriesRemoved,
-					ClaimsExpired: rep.ClaimsExpired, DuplicatesRemoved: rep.DuplicatesRemoved,
-					TombstonesRemoved: rep.TombstonesRemoved, Corrupt: corrupt,
-				}
+				out.Repair = fieldsOf(rep)
 				if !asJSON {
 					fmt.Fprintf(a.stdout, "repaired %s: %s\n", st.URL, rep)
 				}
@@ -214,12 +240,12 @@ would do (exit status 3 when there is something to do).`,
 			} else {
 				if dryRun {
 					fmt.Fprintln(a.stdout, "dry run: nothing was changed")
-				} else if !out.Check.OK {
+				} else if !out.Check.ok() {
 					fmt.Fprintln(a.stdout, "after the repair, check still finds:")
 				}
 				a.printCheck(out.Check)
 			}
-			if !out.Check.OK {
+			if !out.Check.ok() {
 				return withCode(exitProblems, nil)
 			}
 			return nil

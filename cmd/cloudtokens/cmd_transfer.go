@@ -187,7 +187,9 @@ func (a *app) copyInto(ctx context.Context, items []transfer.Item, source, targe
 	if f.newIDs {
 		opts.Mode, mode = transfer.NewIDs, "new-ids"
 	}
-	res, cerr := transfer.Copy(ctx, st, items, opts)
+	// The adapter itself, not the storeurl wrapper: Copy looks for its
+	// tokenstore.Importer method.
+	res, cerr := transfer.Copy(ctx, st.Store, items, opts)
 	out := transferOutput{Source: source, Target: st.URL.String(), Mode: mode, Result: res}
 	if errors.Is(cerr, transfer.ErrNoImporter) {
 		return fmt.Errorf("%s: %w", st.URL, cerr)
