@@ -316,14 +316,17 @@ func goodTokens() map[string]*tokenstore.Token {
 // writeZohoCSV writes the FileStore CSV of the Zoho data, as the Python
 // SDK writes it (header, CRLF, minimal quoting), with its 5 bad rows;
 // it returns the path and the lines of the bad rows.
-func writeZohoCSV(t *testing.T) (string, []string) {
+func writeZohoCSV(t *testing.T) (string, []string) { return writeZohoCSVRows(t, zohoRows) }
+
+// writeZohoCSVRows writes the first n rows of the Zoho data.
+func writeZohoCSVRows(t *testing.T, n int) (string, []string) {
 	t.Helper()
 	var b bytes.Buffer
 	w := csv.NewWriter(&b)
 	w.UseCRLF = true
 	w.Write([]string{"id", "user_name", "client_id", "client_secret", "refresh_token", "access_token", "grant_token", "expiry_time", "redirect_url", "api_domain"})
 	var bad []string
-	for i := range zohoRows {
+	for i := range n {
 		f := zohoFields(zohoToken(i))
 		switch i {
 		case 100:
