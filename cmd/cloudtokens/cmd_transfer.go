@@ -163,6 +163,7 @@ type transferOutput struct {
 
 type transferFlags struct {
 	newIDs, overwrite, dryRun, asJSON bool
+	workers                           int
 }
 
 func (f *transferFlags) add(cmd *cobra.Command, newIDs bool) {
@@ -173,6 +174,7 @@ func (f *transferFlags) add(cmd *cobra.Command, newIDs bool) {
 	fl.BoolVar(&f.overwrite, "overwrite", false, "replace records of the target that differ without being older")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "validate and count, write nothing")
 	fl.BoolVar(&f.asJSON, "json", false, "print the summary as JSON (schema in README.md)")
+	fl.IntVar(&f.workers, "workers", 4, "writes in flight at once when keeping IDs (with --new-ids: 1)")
 }
 
 // copyInto copies items into the target store and reports the result.
@@ -182,7 +184,10 @@ func (a *app) copyInto(ctx context.Context, items []transfer.Item, source, targe
 		return err
 	}
 	defer st.Close()
-	opts := transfer.Options{Overwrite: f.overwrite, DryRun: f.dryRun, Progress: a.progress()}
+	if f.workers < 1 || f.workers > 64 {
+		return usageError("--workers %d: want 1 to 64", f.workers)
+	}
+	opts := transfer.Options{Overwrite: f.overwrite, DryRun: f.dryRun, Progress: a.progress(), Workers: f.workers}
 	mode := "keep-ids"
 	if f.newIDs {
 		opts.Mode, mode = transfer.NewIDs, "new-ids"

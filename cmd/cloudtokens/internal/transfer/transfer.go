@@ -40,6 +40,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/cloudtokens/cloudtokens/tokenstore"
 )
@@ -119,6 +120,10 @@ type Options struct {
 	// writes (default 10): a copy whose every write fails (no
 	// permission, no network) stops early instead of trying them all.
 	MaxFailures int
+	// Workers is the number of writes in flight at once under KeepIDs
+	// (default 1). NewIDs always writes one record at a time, since
+	// whether a record is new depends on the records before it.
+	Workers int
 }
 
 // Result is what Copy did. Its JSON form is part of the command's
@@ -226,6 +231,7 @@ type copier struct {
 	res      *Result
 	current  []*tokenstore.Token // the target's records, kept up to date as Copy writes
 	pos      map[string]int      // index in current by ID
+	mu       sync.Mutex          // guards res, current, pos and the entries while writes run in parallel
 }
 
 // put records that the target now holds t.
@@ -296,35 +302,85 @@ func (c *copier) write(ctx context.Context, entries []*entry) error {
 		p.Start("copying", len(entries))
 		defer p.Done()
 	}
-	failures := 0
-	for _, e := range entries {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		var err error
-		if c.opts.Mode == KeepIDs {
-			err = c.keepID(ctx, e)
-		} else {
-			err = c.newID(ctx, e)
-		}
+	workers := 1
+	if c.opts.Mode == KeepIDs && c.opts.Workers > 1 {
+		// Records of distinct IDs are decided independently, so their
+		// writes can run in parallel.
+		workers = c.opts.Workers
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg       sync.WaitGroup
+		sem      = make(chan struct{}, workers)
+		failures int
+		stop     error
+	)
+	// finish records the outcome of e; c.mu is held.
+	finish := func(e *entry, err error) {
 		if p := c.opts.Progress; p != nil {
 			p.Add(1)
 		}
 		switch {
 		case err == nil:
 			failures = 0
-		case ctx.Err() != nil:
-			return ctx.Err()
+		case wctx.Err() != nil:
+			// Not attempted, or cut short: a rerun decides again.
 		case errors.Is(err, tokenstore.ErrConflict):
 			c.problem(e.pos, e.tok.ID, KindConflict, "another record holds this token's user name and client, or its grant or refresh token (or concurrent writers kept changing it): %v", err)
 		default:
 			c.problem(e.pos, e.tok.ID, KindFailed, "%v", err)
-			if failures++; failures >= c.opts.MaxFailures {
-				return fmt.Errorf("%w: %d in a row, the last: %w", ErrTooManyFailures, failures, err)
+			if failures++; failures >= c.opts.MaxFailures && stop == nil {
+				stop = fmt.Errorf("%w: %d in a row, the last: %w", ErrTooManyFailures, failures, err)
+				cancel()
 			}
 		}
 	}
-	return nil
+	for _, e := range entries {
+		if wctx.Err() != nil {
+			break
+		}
+		if c.opts.Mode == NewIDs {
+			err := c.newID(wctx, e)
+			c.mu.Lock()
+			finish(e, err)
+			c.mu.Unlock()
+			continue
+		}
+		c.mu.Lock()
+		write, exists, err := c.planKeepID(e)
+		if !write {
+			finish(e, err)
+			c.mu.Unlock()
+			continue
+		}
+		c.mu.Unlock()
+		sem <- struct{}{}
+		if wctx.Err() != nil { // stopped while waiting for a worker
+			<-sem
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			var err error
+			if !c.opts.DryRun {
+				err = c.importer.ImportToken(wctx, e.tok.Clone())
+			}
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			if err == nil {
+				c.wrote(e, exists)
+			}
+			finish(e, err)
+		}()
+	}
+	wg.Wait()
+	if stop != nil {
+		return stop
+	}
+	return ctx.Err()
 }
 
 // compare decides what to do with source record src whose counterpart
@@ -350,32 +406,34 @@ func (c *copier) compare(e *entry, src, cur *tokenstore.Token) (bool, error) {
 	return false, nil
 }
 
-func (c *copier) keepID(ctx context.Context, e *entry) error {
+// planKeepID decides whether e is written (under its ID): it returns
+// write and whether the target holds the ID already. c.mu is held.
+func (c *copier) planKeepID(e *entry) (write, exists bool, err error) {
 	src := e.tok
 	i, exists := c.pos[src.ID]
-	if exists {
-		cur := c.current[i]
-		if (cur.UserName != src.UserName || cur.ClientID != src.ClientID) && !c.opts.Overwrite {
-			c.problem(e.pos, src.ID, KindConflict, "the store's record %q belongs to another user or client; not replaced (--overwrite replaces it)", src.ID)
-			return nil
-		}
-		if write, err := c.compare(e, src, cur); !write {
-			return err
-		}
+	if !exists {
+		return true, false, nil
 	}
+	cur := c.current[i]
+	if (cur.UserName != src.UserName || cur.ClientID != src.ClientID) && !c.opts.Overwrite {
+		c.problem(e.pos, src.ID, KindConflict, "the store's record %q belongs to another user or client; not replaced (--overwrite replaces it)", src.ID)
+		return false, true, nil
+	}
+	write, err = c.compare(e, src, cur)
+	return write, true, err
+}
+
+// wrote records that e was written under its ID. c.mu is held.
+func (c *copier) wrote(e *entry, existed bool) {
 	if !c.opts.DryRun {
-		if err := c.importer.ImportToken(ctx, src.Clone()); err != nil {
-			return err
-		}
-		e.want = src
+		e.want = e.tok
 	}
-	if exists {
+	if existed {
 		c.res.Updated++
 	} else {
 		c.res.Inserted++
 	}
-	c.put(src)
-	return nil
+	c.put(e.tok)
 }
 
 func (c *copier) newID(ctx context.Context, e *entry) error {

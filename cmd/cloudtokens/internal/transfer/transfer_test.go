@@ -217,3 +217,28 @@ func TestCopyStopsAfterConsecutiveFailures(t *testing.T) {
 		t.Fatalf("err %v, result %+v, %d writes", err, res, f.writes)
 	}
 }
+
+func TestCopyParallel(t *testing.T) {
+	ctx := context.Background()
+	var src []*tokenstore.Token
+	for i := range 300 {
+		src = append(src, tok(fmt.Sprintf("p%03d", i), fmt.Sprintf("user%03d", i), time.Duration(i)*time.Minute))
+	}
+	dst := tokenstore.NewMemoryStore()
+	// One record of the target is newer, one belongs to another user.
+	newer := tok("p007", "user007", time.Hour*24)
+	other := tok("p008", "mallory", 0)
+	for _, x := range []*tokenstore.Token{newer, other} {
+		if err := dst.ImportToken(ctx, x); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res := copyOK(t, dst, items(src...), Options{Workers: 8})
+	if res.Inserted != 298 || res.KeptNewer != 1 || res.Count(KindConflict) != 1 || res.Verified != 298 {
+		t.Fatalf("parallel copy: %+v", res)
+	}
+	again := copyOK(t, dst, items(src...), Options{Workers: 8})
+	if again.Copied() != 0 || again.Unchanged != 298 || again.Digest != res.Digest {
+		t.Fatalf("parallel rerun: %+v", again)
+	}
+}
