@@ -46,7 +46,7 @@ token at the provider: use "revoke" for that.`,
 			defer st.Close()
 			t, err := st.FindTokenByID(ctx, id)
 			if err != nil {
-				return fmt.Errorf("%s: %w", st.URL, err)
+				return notFound(fmt.Errorf("%s: %w", st.URL, err))
 			}
 			if err := a.confirm(fmt.Sprintf("delete %s from %s", describe(t), st.URL), yes); err != nil {
 				return err
@@ -157,7 +157,7 @@ The OAuth settings come from flags or the environment:
 			defer st.Close()
 			t, err := st.FindTokenByID(ctx, id)
 			if err != nil {
-				return fmt.Errorf("%s: %w", st.URL, err)
+				return notFound(fmt.Errorf("%s: %w", st.URL, err))
 			}
 			if err := a.confirm(fmt.Sprintf("revoke %s at %s and delete it from %s", describe(t), cfg.RevokeURL, st.URL), yes); err != nil {
 				return err

@@ -107,7 +107,7 @@ func (a *app) showCmd() *cobra.Command {
 				t, err = st.FindTokenByID(ctx, args[1])
 			}
 			if err != nil {
-				return fmt.Errorf("%s: %w", st.URL, err)
+				return notFound(fmt.Errorf("%s: %w", st.URL, err))
 			}
 			v := viewOf(t, time.Now())
 			if asJSON {

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cloudtokens/cloudtokens/cmd/cloudtokens/internal/jsonl"
+	"github.com/cloudtokens/cloudtokens/cmd/cloudtokens/internal/storeurl"
 	"github.com/cloudtokens/cloudtokens/cmd/cloudtokens/internal/transfer"
 	"github.com/cloudtokens/cloudtokens/cmd/cloudtokens/internal/zoho"
 	"github.com/cloudtokens/cloudtokens/tokenstore"
@@ -177,13 +178,8 @@ func (f *transferFlags) add(cmd *cobra.Command, newIDs bool) {
 	fl.IntVar(&f.workers, "workers", 4, "writes in flight at once when keeping IDs (with --new-ids: 1)")
 }
 
-// copyInto copies items into the target store and reports the result.
-func (a *app) copyInto(ctx context.Context, items []transfer.Item, source, target string, f transferFlags) error {
-	st, err := a.open(ctx, target)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
+// copyInto copies items into the store st and reports the result.
+func (a *app) copyInto(ctx context.Context, items []transfer.Item, source string, st *storeurl.Store, f transferFlags) error {
 	if f.workers < 1 || f.workers > 64 {
 		return usageError("--workers %d: want 1 to 64", f.workers)
 	}
@@ -273,7 +269,12 @@ imported (listed), 6 that verification failed.`,
 			if err != nil {
 				return err
 			}
-			return a.copyInto(ctx, items, source, to, f)
+			st, err := a.open(ctx, to)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			return a.copyInto(ctx, items, source, st, f)
 		},
 	}
 	cmd.Flags().StringVar(&from, "from", "", "the source (jsonl:PATH, zoho-csv:PATH, zoho-sql:DSN)")
@@ -311,9 +312,8 @@ source by SHA-256. The source is only read.`,
 			if err != nil {
 				return err
 			}
-			same := dst.URL.String() == src.URL.String()
-			dst.Close()
-			if same {
+			defer dst.Close()
+			if dst.URL.String() == src.URL.String() {
 				return usageError("--from and --to name the same store")
 			}
 			tokens, err := src.Tokens(ctx)
@@ -325,7 +325,7 @@ source by SHA-256. The source is only read.`,
 			for i, t := range tokens {
 				items[i] = transfer.Item{Token: t, Pos: "id " + t.ID}
 			}
-			return a.copyInto(ctx, items, src.URL.String(), to, f)
+			return a.copyInto(ctx, items, src.URL.String(), dst, f)
 		},
 	}
 	cmd.Flags().StringVar(&from, "from", "", "the source store URL")

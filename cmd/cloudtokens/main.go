@@ -45,7 +45,7 @@ const (
 	exitError       = 1   // the operation failed (network, permission, a store error), or was declined
 	exitUsage       = 2   // bad arguments, flags or URL; a refusal (no --yes, no --force)
 	exitProblems    = 3   // check found problems; repair --dry-run would change something; repair left problems
-	exitNotFound    = 4   // no token with that ID (or user)
+	exitNotFound    = 4   // no token with that ID (or user): see notFound
 	exitPartial     = 5   // import/migrate: some records were not copied (see the problems listed)
 	exitVerify      = 6   // import/migrate: the final verification found a record different from the one written
 	exitInterrupted = 130 // interrupted (SIGINT, SIGTERM)
@@ -68,6 +68,16 @@ func (e *codeError) Error() string {
 func (e *codeError) Unwrap() error { return e.err }
 
 func withCode(code int, err error) error { return &codeError{code: code, err: err} }
+
+// notFound gives a lookup's error exit code 4 when it is
+// tokenstore.ErrNotFound (other store errors that wrap ErrNotFound, such
+// as a lost index, keep exit code 1).
+func notFound(err error) error {
+	if errors.Is(err, tokenstore.ErrNotFound) {
+		return withCode(exitNotFound, err)
+	}
+	return err
+}
 
 func usageError(format string, args ...any) error {
 	return withCode(exitUsage, fmt.Errorf(format, args...))
@@ -137,8 +147,6 @@ func exitCode(ctx context.Context, err error) int {
 	case errors.Is(err, storeurl.ErrInvalidURL), errors.Is(err, tokenstore.ErrInvalidToken):
 		// A bad URL; a malformed ID, or a user name that needs --client.
 		return exitUsage
-	case errors.Is(err, tokenstore.ErrNotFound):
-		return exitNotFound
 	}
 	return exitError
 }
