@@ -25,14 +25,17 @@
 # forbids that. A server that cannot start is an error (return 1); the
 # caller decides whether that fails the run (scripts/test.sh: with CI=true).
 
+# The process helpers (_backends_free_port, _backends_spawn, _backends_kill)
+# are scripts/backends.sh's; source it unless the caller did.
+if ! declare -F _backends_kill >/dev/null; then
+	# shellcheck source=scripts/backends.sh
+	source "$(dirname "${BASH_SOURCE[0]}")/backends.sh"
+fi
+
 _mariadb_pid=""
 _mariadb_dir=""
 
 _mariadb_log() { echo "mariadb: $*" >&2; }
-
-_mariadb_free_port() {
-	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
 
 _mariadb_bins() {
 	_mariadb_server=$(command -v mariadbd || command -v mysqld || ls /usr/sbin/mariadbd 2>/dev/null) || return 1
@@ -77,16 +80,17 @@ mariadb_start() {
 		--skip-test-db >"$_mariadb_dir/install.log" 2>&1; then
 		_mariadb_log "mariadb-install-db failed:"
 		tail -n 30 "$_mariadb_dir/install.log" >&2
+		rm -rf "$_mariadb_dir"
+		_mariadb_dir=""
 		return 1
 	fi
 	for _ in 1 2 3; do
-		port=$(_mariadb_free_port) || return 1
-		setsid "$_mariadb_server" --no-defaults --datadir="$data" --socket="$sock" \
-			--port="$port" --bind-address=127.0.0.1 --skip-name-resolve \
+		port=$(_backends_free_port) || return 1
+		_backends_spawn "$_mariadb_dir/stdout.log" "$_mariadb_server" --no-defaults --datadir="$data" \
+			--socket="$sock" --port="$port" --bind-address=127.0.0.1 --skip-name-resolve \
 			--pid-file="$_mariadb_dir/mysqld.pid" --log-error="$log" --tmpdir="$_mariadb_dir" \
-			--user="$user" --innodb-buffer-pool-size=32M --skip-log-bin \
-			</dev/null >"$_mariadb_dir/stdout.log" 2>&1 &
-		_mariadb_pid=$!
+			--user="$user" --innodb-buffer-pool-size=32M --skip-log-bin
+		_mariadb_pid=$_backends_last_pid
 		for i in $(seq 300); do
 			kill -0 "$_mariadb_pid" 2>/dev/null || break
 			"$_mariadb_client" --no-defaults -S "$sock" -u root -e 'SELECT 1' >/dev/null 2>&1 && break
@@ -95,7 +99,8 @@ mariadb_start() {
 		if "$_mariadb_client" --no-defaults -S "$sock" -u root -e 'SELECT 1' >/dev/null 2>&1; then
 			break
 		fi
-		_mariadb_kill
+		_backends_kill "$_mariadb_pid"
+		_mariadb_pid=""
 		if ! grep -qi 'address already in use' "$log" 2>/dev/null; then
 			_mariadb_log "mariadbd did not start; last lines of $log:"
 			tail -n 30 "$log" >&2
@@ -121,23 +126,12 @@ mariadb_start() {
 	_mariadb_log "$("$_mariadb_server" --version 2>/dev/null | head -n1) pid $_mariadb_pid at 127.0.0.1:$port (data in $_mariadb_dir)"
 }
 
-_mariadb_kill() {
-	local pid=$_mariadb_pid
-	_mariadb_pid=""
-	[[ -n "$pid" ]] || return 0
-	kill -0 "$pid" 2>/dev/null || return 0
-	kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null
-	for _ in $(seq 100); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
-	wait "$pid" 2>/dev/null || true
-}
-
 # mariadb_stop: stop the server mariadb_start started and remove its data.
 mariadb_stop() {
-	_mariadb_kill
+	if [[ -n "$_mariadb_pid" ]]; then
+		_backends_kill "$_mariadb_pid"
+		_mariadb_pid=""
+	fi
 	if [[ -n "$_mariadb_dir" ]]; then
 		rm -rf "$_mariadb_dir"
 		_mariadb_dir=""

@@ -90,6 +90,9 @@ var repairActions = []struct{ key, what, action string }{
 
 var notProblems = map[string]bool{"tombstones": true, "shard_sizes": true}
 
+// maxListed is how many IDs of one kind of problem the text output lists.
+const maxListed = 20
+
 // findings describes every problem of a check, and what repair does
 // about it.
 func (c checkOutput) findings() []string {
@@ -97,9 +100,17 @@ func (c checkOutput) findings() []string {
 	known := map[string]bool{}
 	add := func(key, what, action string) {
 		v := reflect.ValueOf(c[key])
-		if v.Kind() == reflect.Slice && v.Len() > 0 {
-			out = append(out, fmt.Sprintf("%d %s %v: %s", v.Len(), what, c[key], action))
+		if v.Kind() != reflect.Slice || v.Len() == 0 {
+			return
 		}
+		var items []string
+		for i := range min(v.Len(), maxListed) {
+			items = append(items, fmt.Sprint(v.Index(i).Interface()))
+		}
+		if v.Len() > maxListed {
+			items = append(items, fmt.Sprintf("... %d more (--json lists all)", v.Len()-maxListed))
+		}
+		out = append(out, fmt.Sprintf("%d %s [%s]: %s", v.Len(), what, strings.Join(items, ", "), action))
 	}
 	for _, a := range repairActions {
 		known[a.key] = true
@@ -147,13 +158,7 @@ document, missing keys, duplicate keys and corrupt documents. It only
 reads. Run it while no application writes, or expect transient findings.
 Exit status 3 means problems were found; "repair" fixes most of them.`,
 		Args: usageArgs(cobra.ExactArgs(1)),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			st, err := a.open(ctx, args[0])
-			if err != nil {
-				return err
-			}
-			defer st.Close()
+		RunE: a.withStore(func(ctx context.Context, st *storeurl.Store, _ []string) error {
 			c, err := a.runCheck(ctx, st)
 			if err != nil {
 				return err
@@ -169,7 +174,7 @@ Exit status 3 means problems were found; "repair" fixes most of them.`,
 				return withCode(exitProblems, nil)
 			}
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (schema in README.md)")
 	return cmd
@@ -202,13 +207,8 @@ checks the store again; exit status 3 means problems remain.
 With --dry-run it changes nothing: it runs check and prints what repair
 would do (exit status 3 when there is something to do).`,
 		Args: usageArgs(cobra.ExactArgs(1)),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			st, err := a.open(ctx, args[0])
-			if err != nil {
-				return err
-			}
-			defer st.Close()
+		RunE: a.withStore(func(ctx context.Context, st *storeurl.Store, _ []string) error {
+			var err error
 			out := repairOutput{Store: st.URL.String(), DryRun: dryRun, Actions: []string{}}
 			if !dryRun {
 				r, ok := st.Store.(repairer)
@@ -249,7 +249,7 @@ would do (exit status 3 when there is something to do).`,
 				return withCode(exitProblems, nil)
 			}
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (schema in README.md)")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "change nothing: check and print what repair would do")

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/cloudtokens/cloudtokens/cmd/cloudtokens/internal/storeurl"
 	"github.com/cloudtokens/cloudtokens/tokensource"
 	"github.com/cloudtokens/cloudtokens/tokenstore"
 )
@@ -32,21 +34,12 @@ func (a *app) deleteCmd() *cobra.Command {
 asks you to type "yes"; without a terminal it refuses unless --yes is
 given. A missing ID exits with status 4. Deleting does not revoke the
 token at the provider: use "revoke" for that.`,
-		Args: usageArgs(cobra.ExactArgs(2)),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			id := args[1]
-			if err := tokenstore.ValidateID(id); err != nil {
-				return withCode(exitUsage, err)
-			}
-			ctx := cmd.Context()
-			st, err := a.open(ctx, args[0])
+		Args: urlAndID,
+		RunE: a.withStore(func(ctx context.Context, st *storeurl.Store, args []string) error {
+			id := args[0]
+			t, err := tokenByID(ctx, st, id)
 			if err != nil {
 				return err
-			}
-			defer st.Close()
-			t, err := st.FindTokenByID(ctx, id)
-			if err != nil {
-				return notFound(fmt.Errorf("%s: %w", st.URL, err))
 			}
 			if err := a.confirm(fmt.Sprintf("delete %s from %s", describe(t), st.URL), yes); err != nil {
 				return err
@@ -56,7 +49,7 @@ token at the provider: use "revoke" for that.`,
 			}
 			fmt.Fprintf(a.stdout, "deleted token %s from %s\n", id, st.URL)
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
 	return cmd
@@ -71,16 +64,10 @@ func (a *app) deleteAllCmd() *cobra.Command {
 many tokens will go and asks you to type "yes"; without a terminal it
 refuses unless --yes is given. Take an export first.`,
 		Args: usageArgs(cobra.ExactArgs(1)),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			st, err := a.open(ctx, args[0])
+		RunE: a.withStore(func(ctx context.Context, st *storeurl.Store, _ []string) error {
+			tokens, err := tokensOf(ctx, st)
 			if err != nil {
 				return err
-			}
-			defer st.Close()
-			tokens, err := st.Tokens(ctx)
-			if err != nil {
-				return fmt.Errorf("listing %s: %w", st.URL, err)
 			}
 			if len(tokens) == 0 {
 				fmt.Fprintf(a.stdout, "%s holds no tokens; nothing to delete\n", st.URL)
@@ -94,7 +81,7 @@ refuses unless --yes is given. Take an export first.`,
 			}
 			fmt.Fprintf(a.stdout, "deleted %d tokens from %s\n", len(tokens), st.URL)
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
 	return cmd
@@ -128,12 +115,8 @@ The OAuth settings come from flags or the environment:
   --client-id      $CLOUDTOKENS_CLIENT_ID    used when the record has no client ID
   --client-secret  $CLOUDTOKENS_CLIENT_SECRET used when the record has no client secret
                                              (prefer the variable: a flag shows in the process list)`,
-		Args: usageArgs(cobra.ExactArgs(2)),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			id := args[1]
-			if err := tokenstore.ValidateID(id); err != nil {
-				return withCode(exitUsage, err)
-			}
+		Args: urlAndID,
+		PreRunE: func(*cobra.Command, []string) error {
 			fill := func(v *string, env string) {
 				if *v == "" {
 					*v = a.getenv(env)
@@ -149,15 +132,13 @@ The OAuth settings come from flags or the environment:
 			if cfg.RevokeURL == "" {
 				return usageError("revoke needs the provider's revoke endpoint: --revoke-url or --token-url (or $%s, $%s)", envRevokeURL, envTokenURL)
 			}
-			ctx := cmd.Context()
-			st, err := a.open(ctx, args[0])
+			return nil
+		},
+		RunE: a.withStore(func(ctx context.Context, st *storeurl.Store, args []string) error {
+			id := args[0]
+			t, err := tokenByID(ctx, st, id)
 			if err != nil {
 				return err
-			}
-			defer st.Close()
-			t, err := st.FindTokenByID(ctx, id)
-			if err != nil {
-				return notFound(fmt.Errorf("%s: %w", st.URL, err))
 			}
 			if err := a.confirm(fmt.Sprintf("revoke %s at %s and delete it from %s", describe(t), cfg.RevokeURL, st.URL), yes); err != nil {
 				return err
@@ -167,7 +148,7 @@ The OAuth settings come from flags or the environment:
 			}
 			fmt.Fprintf(a.stdout, "revoked and deleted token %s from %s\n", id, st.URL)
 			return nil
-		},
+		}),
 	}
 	f := cmd.Flags()
 	f.BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cloudtokens/cloudtokens/cmd/cloudtokens/internal/storeurl"
 	"github.com/cloudtokens/cloudtokens/tokenstore"
 )
 
@@ -28,16 +30,10 @@ func (a *app) listCmd() *cobra.Command {
 and which credentials are present (access, refresh, grant token, client
 secret). Secret values are never shown.`,
 		Args: usageArgs(cobra.ExactArgs(1)),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			st, err := a.open(ctx, args[0])
+		RunE: a.withStore(func(ctx context.Context, st *storeurl.Store, _ []string) error {
+			tokens, err := tokensOf(ctx, st)
 			if err != nil {
 				return err
-			}
-			defer st.Close()
-			tokens, err := st.Tokens(ctx)
-			if err != nil {
-				return fmt.Errorf("listing %s: %w", st.URL, err)
 			}
 			slices.SortFunc(tokens, func(x, y *tokenstore.Token) int { return strings.Compare(x.ID, y.ID) })
 			now := time.Now()
@@ -58,7 +54,7 @@ secret). Secret values are never shown.`,
 			}
 			fmt.Fprintf(a.stderr, "%d tokens in %s\n", out.Count, out.Store)
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (schema in README.md)")
 	return cmd
@@ -81,8 +77,7 @@ func (a *app) showCmd() *cobra.Command {
 		Long: `Show one token, found by its ID or, with --user, by the lookup rules
 (user name, and client ID when given). Secret values are shown as
 [redacted] when present. A missing token exits with status 4.`,
-		Args: usageArgs(cobra.RangeArgs(1, 2)),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		Args: func(cmd *cobra.Command, args []string) error {
 			switch {
 			case len(args) == 2 && user != "":
 				return usageError("give an ID or --user, not both")
@@ -90,24 +85,25 @@ func (a *app) showCmd() *cobra.Command {
 				return usageError("give an ID or --user NAME")
 			case clientID != "" && user == "":
 				return usageError("--client needs --user")
+			case len(args) == 2:
+				return urlAndID(cmd, args)
 			}
-			ctx := cmd.Context()
-			st, err := a.open(ctx, args[0])
+			return usageArgs(cobra.ExactArgs(1))(cmd, args)
+		},
+		RunE: a.withStore(func(ctx context.Context, st *storeurl.Store, args []string) error {
+			var (
+				t   *tokenstore.Token
+				err error
+			)
+			if user != "" {
+				if t, err = st.FindToken(ctx, &tokenstore.Token{UserName: user, ClientID: clientID}); err != nil {
+					err = notFound(fmt.Errorf("%s: %w", st.URL, err))
+				}
+			} else {
+				t, err = tokenByID(ctx, st, args[0])
+			}
 			if err != nil {
 				return err
-			}
-			defer st.Close()
-			var t *tokenstore.Token
-			if user != "" {
-				t, err = st.FindToken(ctx, &tokenstore.Token{UserName: user, ClientID: clientID})
-			} else {
-				if err := tokenstore.ValidateID(args[1]); err != nil {
-					return withCode(exitUsage, err)
-				}
-				t, err = st.FindTokenByID(ctx, args[1])
-			}
-			if err != nil {
-				return notFound(fmt.Errorf("%s: %w", st.URL, err))
 			}
 			v := viewOf(t, time.Now())
 			if asJSON {
@@ -129,7 +125,7 @@ func (a *app) showCmd() *cobra.Command {
 				fmt.Fprintf(tw, "%s:\t%s\n", row[0], row[1])
 			}
 			return tw.Flush()
-		},
+		}),
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (schema in README.md)")
 	cmd.Flags().StringVar(&user, "user", "", "find the token by user name")

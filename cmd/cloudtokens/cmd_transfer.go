@@ -39,7 +39,7 @@ partial file); an existing FILE is replaced only with --force. Without
 -o it goes to standard output, which is refused when that is a terminal
 unless --force. Treat the file like the secrets it holds.`,
 		Args: usageArgs(cobra.ExactArgs(1)),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		PreRunE: func(*cobra.Command, []string) error {
 			if output == "" && a.stdoutTTY && !force {
 				return usageError("refusing to print secrets to a terminal: use -o FILE, a pipe, or --force")
 			}
@@ -48,35 +48,37 @@ unless --force. Treat the file like the secrets it holds.`,
 					return usageError("%s exists; use --force to replace it", output)
 				}
 			}
-			ctx := cmd.Context()
-			st, err := a.open(ctx, args[0])
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			tokens, err := st.Tokens(ctx)
-			if err != nil {
-				return fmt.Errorf("listing %s: %w", st.URL, err)
-			}
-			h := sha256.New()
-			write := func(w io.Writer) error { return jsonl.Write(io.MultiWriter(w, h), tokens) }
-			dest := "standard output"
-			if output == "" {
-				err = write(a.stdout)
-			} else {
-				dest = output
-				err = writePrivateFile(output, write)
-			}
-			if err != nil {
-				return fmt.Errorf("writing the export to %s: %w", dest, err)
-			}
-			fmt.Fprintf(a.stderr, "exported %d tokens from %s to %s (sha256 %s)\n", len(tokens), st.URL, dest, hex.EncodeToString(h.Sum(nil)))
 			return nil
 		},
+		RunE: a.withStore(func(ctx context.Context, st *storeurl.Store, _ []string) error {
+			return a.export(ctx, st, output)
+		}),
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "", "write to FILE (mode 0600) instead of standard output")
 	cmd.Flags().BoolVar(&force, "force", false, "write to a terminal, or replace an existing FILE")
 	return cmd
+}
+
+// export writes the tokens of st to the file output, or to stdout.
+func (a *app) export(ctx context.Context, st *storeurl.Store, output string) error {
+	tokens, err := tokensOf(ctx, st)
+	if err != nil {
+		return err
+	}
+	h := sha256.New()
+	write := func(w io.Writer) error { return jsonl.Write(io.MultiWriter(w, h), tokens) }
+	dest := "standard output"
+	if output == "" {
+		err = write(a.stdout)
+	} else {
+		dest = output
+		err = writePrivateFile(output, write)
+	}
+	if err != nil {
+		return fmt.Errorf("writing the export to %s: %w", dest, err)
+	}
+	fmt.Fprintf(a.stderr, "exported %d tokens from %s to %s (sha256 %s)\n", len(tokens), st.URL, dest, hex.EncodeToString(h.Sum(nil)))
+	return nil
 }
 
 // writePrivateFile writes a file of mode 0600 through a temporary file in
@@ -163,12 +165,23 @@ type transferOutput struct {
 }
 
 type transferFlags struct {
+	from, to                          string
 	newIDs, overwrite, dryRun, asJSON bool
 	workers                           int
 }
 
-func (f *transferFlags) add(cmd *cobra.Command, newIDs bool) {
+// add defines the flags of import (newIDs) or migrate on cmd, and checks
+// that --from and --to are given.
+func (f *transferFlags) add(cmd *cobra.Command, fromHelp string, newIDs bool) {
 	fl := cmd.Flags()
+	fl.StringVar(&f.from, "from", "", fromHelp)
+	fl.StringVar(&f.to, "to", "", "the target store URL")
+	cmd.PreRunE = func(cmd *cobra.Command, _ []string) error {
+		if f.from == "" || f.to == "" {
+			return usageError("%s needs --from and --to", cmd.Name())
+		}
+		return nil
+	}
 	if newIDs {
 		fl.BoolVar(&f.newIDs, "new-ids", false, "let the store assign new IDs (SaveToken) instead of keeping the source's")
 	}
@@ -239,10 +252,7 @@ func (a *app) printSummary(o transferOutput) {
 }
 
 func (a *app) importCmd() *cobra.Command {
-	var (
-		from, to string
-		f        transferFlags
-	)
+	var f transferFlags
 	cmd := &cobra.Command{
 		Use:   "import --from SOURCE --to URL",
 		Short: "Import tokens from an export or a Zoho SDK store (FileStore CSV, DBStore table)",
@@ -261,15 +271,12 @@ back and compared by SHA-256. Exit status 5 means some records were not
 imported (listed), 6 that verification failed.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if from == "" || to == "" {
-				return usageError("import needs --from SOURCE and --to URL")
-			}
 			ctx := cmd.Context()
-			items, source, err := a.readSource(ctx, from)
+			items, source, err := a.readSource(ctx, f.from)
 			if err != nil {
 				return err
 			}
-			st, err := a.open(ctx, to)
+			st, err := a.open(ctx, f.to)
 			if err != nil {
 				return err
 			}
@@ -277,17 +284,12 @@ imported (listed), 6 that verification failed.`,
 			return a.copyInto(ctx, items, source, st, f)
 		},
 	}
-	cmd.Flags().StringVar(&from, "from", "", "the source (jsonl:PATH, zoho-csv:PATH, zoho-sql:DSN)")
-	cmd.Flags().StringVar(&to, "to", "", "the target store URL")
-	f.add(cmd, true)
+	f.add(cmd, "the source (jsonl:PATH, zoho-csv:PATH, zoho-sql:DSN)", true)
 	return cmd
 }
 
 func (a *app) migrateCmd() *cobra.Command {
-	var (
-		from, to string
-		f        transferFlags
-	)
+	var f transferFlags
 	cmd := &cobra.Command{
 		Use:   "migrate --from URL --to URL",
 		Short: "Copy every token of one store into another, keeping IDs",
@@ -299,16 +301,13 @@ the end every record is read back from the target and compared with the
 source by SHA-256. The source is only read.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if from == "" || to == "" {
-				return usageError("migrate needs --from URL and --to URL")
-			}
 			ctx := cmd.Context()
-			src, err := a.open(ctx, from)
+			src, err := a.open(ctx, f.from)
 			if err != nil {
 				return err
 			}
 			defer src.Close()
-			dst, err := a.open(ctx, to)
+			dst, err := a.open(ctx, f.to)
 			if err != nil {
 				return err
 			}
@@ -316,9 +315,9 @@ source by SHA-256. The source is only read.`,
 			if dst.URL.String() == src.URL.String() {
 				return usageError("--from and --to name the same store")
 			}
-			tokens, err := src.Tokens(ctx)
+			tokens, err := tokensOf(ctx, src)
 			if err != nil {
-				return fmt.Errorf("listing %s: %w", src.URL, err)
+				return err
 			}
 			slices.SortFunc(tokens, func(x, y *tokenstore.Token) int { return strings.Compare(x.ID, y.ID) })
 			items := make([]transfer.Item, len(tokens))
@@ -328,8 +327,6 @@ source by SHA-256. The source is only read.`,
 			return a.copyInto(ctx, items, src.URL.String(), dst, f)
 		},
 	}
-	cmd.Flags().StringVar(&from, "from", "", "the source store URL")
-	cmd.Flags().StringVar(&to, "to", "", "the target store URL")
-	f.add(cmd, false)
+	f.add(cmd, "the source store URL", false)
 	return cmd
 }

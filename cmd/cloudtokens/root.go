@@ -89,6 +89,50 @@ func (a *app) open(ctx context.Context, raw string) (*storeurl.Store, error) {
 	return storeurl.Open(ctx, u)
 }
 
+// withStore returns a RunE that opens the store URL of the command's
+// first argument, calls run with it and the other arguments, and closes
+// it.
+func (a *app) withStore(run func(ctx context.Context, st *storeurl.Store, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		st, err := a.open(ctx, args[0])
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		return run(ctx, st, args[1:])
+	}
+}
+
+// tokensOf returns every token of st.
+func tokensOf(ctx context.Context, st *storeurl.Store) ([]*tokenstore.Token, error) {
+	tokens, err := st.Tokens(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("listing %s: %w", st.URL, err)
+	}
+	return tokens, nil
+}
+
+// tokenByID returns the token id of st; a missing one exits with 4.
+func tokenByID(ctx context.Context, st *storeurl.Store, id string) (*tokenstore.Token, error) {
+	t, err := st.FindTokenByID(ctx, id)
+	if err != nil {
+		return nil, notFound(fmt.Errorf("%s: %w", st.URL, err))
+	}
+	return t, nil
+}
+
+// urlAndID checks the arguments URL ID: a malformed ID is a usage error.
+func urlAndID(cmd *cobra.Command, args []string) error {
+	if err := cobra.ExactArgs(2)(cmd, args); err != nil {
+		return withCode(exitUsage, err)
+	}
+	if err := tokenstore.ValidateID(args[1]); err != nil {
+		return withCode(exitUsage, err)
+	}
+	return nil
+}
+
 // progress returns the progress reporter: a bar when stderr is a
 // terminal, plain lines otherwise.
 func (a *app) progress() *progress.Reporter { return progress.New(a.stderr, a.stderrTTY) }
