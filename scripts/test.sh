@@ -76,7 +76,9 @@ server_vars=(CLOUDTOKENS_AWS_ENDPOINT CLOUDTOKENS_VAULT_ADDR)
 $need_mysql && server_vars+=(CLOUDTOKENS_MYSQL_DSN)
 for v in "${server_vars[@]}"; do
 	if [[ -n "${!v:-}" ]]; then
-		echo "test.sh: $v=${!v}" >&2
+		val=${!v}
+		[[ $v == CLOUDTOKENS_MYSQL_DSN ]] && val="${val%%:*}:xxx@${val#*@}" # no password in logs
+		echo "test.sh: $v=$val" >&2
 	else
 		echo "test.sh: $v unset: those tests will $($ci && echo FAIL || echo skip)" >&2
 	fi
