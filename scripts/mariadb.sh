@@ -147,5 +147,9 @@ if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
 	mariadb_start || exit 1
 	printf 'export CLOUDTOKENS_MYSQL_DSN=%q\n' "$CLOUDTOKENS_MYSQL_DSN"
 	echo "# server running; Ctrl-C to stop" >&2
-	while :; do sleep 3600; done
+	# wait, unlike a foreground sleep, lets the traps run at once.
+	while :; do
+		sleep 3600 &
+		wait $!
+	done
 fi
