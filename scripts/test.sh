@@ -6,7 +6,9 @@
 # 1. starts moto_server (AWS Secrets Manager) and a Vault dev server (built
 #    once per machine by scripts/build-vault.sh, then cached) on loopback and
 #    exports CLOUDTOKENS_AWS_ENDPOINT, AWS_*, CLOUDTOKENS_VAULT_ADDR/_TOKEN,
-#    VAULT_ADDR/VAULT_TOKEN (see scripts/backends.sh);
+#    VAULT_ADDR/VAULT_TOKEN (see scripts/backends.sh); when cmd/cloudtokens
+#    is among the modules, also a private MariaDB (scripts/mariadb.sh, which
+#    installs mariadb-server if missing) and exports CLOUDTOKENS_MYSQL_DSN;
 # 2. runs `go test -count=1 -race` over ./... in every module (each directory
 #    with a go.mod, except integration/tools/*), going on past failures;
 # 3. prints a per-module summary and a closing count line; exits non-zero if
@@ -45,21 +47,38 @@ if ((${#modules[@]} == 0)); then
 fi
 
 # --- backends ----------------------------------------------------------------
+# MariaDB (scripts/mariadb.sh) only when cmd/cloudtokens is tested: its
+# import of the Zoho DBStore table from MySQL needs it.
+need_mysql=false
+printf '%s\n' "${modules[@]}" | grep -qx 'cmd/cloudtokens' && need_mysql=true
 if [[ "${CLOUDTOKENS_SKIP_SERVERS:-}" == 1 ]]; then
 	echo "test.sh: CLOUDTOKENS_SKIP_SERVERS=1: using endpoints from the environment" >&2
 else
 	# shellcheck source=scripts/backends.sh
 	source "$root/scripts/backends.sh"
-	trap 'backends_stop' EXIT
+	# shellcheck source=scripts/mariadb.sh
+	source "$root/scripts/mariadb.sh"
+	trap 'backends_stop; mariadb_stop' EXIT
 	trap 'exit 130' INT TERM
 	if ! backends_start; then
 		echo "test.sh: FAIL: backends did not start" >&2
 		exit 1
 	fi
+	if $need_mysql && ! mariadb_start; then
+		if $ci; then
+			echo "test.sh: FAIL: MariaDB did not start (CI=true)" >&2
+			exit 1
+		fi
+		echo "test.sh: WARNING: MariaDB did not start; the MySQL import tests will skip" >&2
+	fi
 fi
-for v in CLOUDTOKENS_AWS_ENDPOINT CLOUDTOKENS_VAULT_ADDR; do
+server_vars=(CLOUDTOKENS_AWS_ENDPOINT CLOUDTOKENS_VAULT_ADDR)
+$need_mysql && server_vars+=(CLOUDTOKENS_MYSQL_DSN)
+for v in "${server_vars[@]}"; do
 	if [[ -n "${!v:-}" ]]; then
-		echo "test.sh: $v=${!v}" >&2
+		val=${!v}
+		[[ $v == CLOUDTOKENS_MYSQL_DSN ]] && val="${val%%:*}:xxx@${val#*@}" # no password in logs
+		echo "test.sh: $v=$val" >&2
 	else
 		echo "test.sh: $v unset: those tests will $($ci && echo FAIL || echo skip)" >&2
 	fi
