@@ -22,7 +22,8 @@ type MemoryStore struct {
 var (
 	_ Store    = (*MemoryStore)(nil)
 	_ Leaser   = (*MemoryStore)(nil)
-	_ Importer = (*MemoryStore)(nil)
+	_ Importer      = (*MemoryStore)(nil)
+	_ BatchImporter = (*MemoryStore)(nil)
 )
 
 // NewMemoryStore returns an empty MemoryStore.
@@ -135,6 +136,15 @@ func (m *MemoryStore) ImportToken(ctx context.Context, t *Token) error {
 	m.tokens[t.ID] = t.Clone()
 	delete(m.leases, t.ID)
 	return nil
+}
+
+// ImportTokens implements BatchImporter: ImportToken for each token.
+func (m *MemoryStore) ImportTokens(ctx context.Context, toks []*Token) []error {
+	errs := make([]error, len(toks))
+	for i, t := range toks {
+		errs[i] = m.ImportToken(ctx, t)
+	}
+	return errs
 }
 
 // clashLocked returns the ID of another token that holds a key of t: the

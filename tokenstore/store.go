@@ -73,6 +73,14 @@ type Importer interface {
 	ImportToken(ctx context.Context, t *Token) error
 }
 
+// BatchImporter is an optional Store extension for bulk imports:
+// ImportTokens imports many tokens as ImportToken does, with fewer writes
+// (the casstore engine groups the index writes of the batch). The result
+// has one error per token, nil for each token imported.
+type BatchImporter interface {
+	ImportTokens(ctx context.Context, toks []*Token) []error
+}
+
 // Leaser is an optional Store extension: a short lease on one token that
 // processes sharing a store use so that only one of them refreshes it.
 // Package tokensource uses it when the store provides it.

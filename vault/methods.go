@@ -13,9 +13,10 @@ import (
 // out here so that the whole method set is documented with the Store.
 
 var (
-	_ tokenstore.Store    = (*Store)(nil)
-	_ tokenstore.Leaser   = (*Store)(nil)
-	_ tokenstore.Importer = (*Store)(nil)
+	_ tokenstore.Store         = (*Store)(nil)
+	_ tokenstore.Leaser        = (*Store)(nil)
+	_ tokenstore.Importer      = (*Store)(nil)
+	_ tokenstore.BatchImporter = (*Store)(nil)
 )
 
 // FindToken implements [tokenstore.Store]: it returns the stored token
@@ -73,6 +74,13 @@ func (s *Store) ReleaseLease(ctx context.Context, id, holder string) error {
 // under t.ID (migrations, restores).
 func (s *Store) ImportToken(ctx context.Context, t *tokenstore.Token) error {
 	return s.engine.ImportToken(ctx, t)
+}
+
+// ImportTokens implements [tokenstore.BatchImporter]: ImportToken for a
+// batch of tokens, with the index writes of the batch grouped (bulk
+// imports and migrations; see [casstore.Store.ImportTokens]).
+func (s *Store) ImportTokens(ctx context.Context, toks []*tokenstore.Token) []error {
+	return s.engine.ImportTokens(ctx, toks)
 }
 
 // Check compares the index with the secrets the store lists and reports

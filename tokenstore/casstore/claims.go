@@ -119,8 +119,7 @@ func (s *Store) fence(ctx context.Context, e index.Entry, state ownerState, st *
 	return nil
 }
 
-// errClaimed: a key belongs to another record. The claim either retries
-// (the save finds and updates that record) or fails with ErrConflict.
+// claimRequest describes the save a claim is for.
 type claimRequest struct {
 	id       string
 	gen      uint64
@@ -144,37 +143,48 @@ func (s *Store) claim(ctx context.Context, req claimRequest, keys []index.Key, s
 	return s.modifyKeys(ctx, keys, snaps, func(b *index.Bucket, keys []index.Key) (bool, error) {
 		changed := false
 		for _, k := range keys {
-			for _, e := range b.Holders(k, req.id) {
-				if k.Kind == index.KindAccess && !(req.insert && k == req.decisive) {
-					continue // access tokens need not be unique: see sharedKey
-				}
-				state, st, err := s.classify(ctx, e, docs)
-				if err != nil {
-					return false, err
-				}
-				if state == ownerPending || state == ownerMissing {
-					c := claimID{e.Kind, e.Value, e.ID, e.Gen}
-					if s.claims.waited(c, s.now()) < s.opts.ClaimWait {
-						return false, fmt.Errorf("%w: token %q is claiming the same %s", errRetry, e.ID, keyName(k.Kind))
-					}
-					if err := s.fence(ctx, e, state, st, docs); err != nil {
-						return false, err
-					}
-					s.claims.done(c)
-					state = ownerDead
-				}
-				if state == ownerDead {
-					changed = b.RemoveEntry(e) || changed
-					continue
-				}
-				return false, s.clash(req, k, e, st)
+			c, err := s.claimKey(ctx, b, req, k, docs)
+			if err != nil {
+				return false, err
 			}
-			if b.Put(k, req.id, req.gen) {
-				changed = true
-			}
+			changed = changed || c
 		}
 		return changed, nil
 	})
+}
+
+// claimKey maps k to req.id in bucket b (which holds k), dropping dead
+// entries of k and fencing pending ones that have waited long enough. It
+// reports whether b changed. On an error b may hold changes for k that
+// the caller must discard.
+func (s *Store) claimKey(ctx context.Context, b *index.Bucket, req claimRequest, k index.Key, docs map[string]*storedToken) (bool, error) {
+	changed := false
+	for _, e := range b.Holders(k, req.id) {
+		if k.Kind == index.KindAccess && !(req.insert && k == req.decisive) {
+			continue // access tokens need not be unique: see below
+		}
+		state, st, err := s.classify(ctx, e, docs)
+		if err != nil {
+			return false, err
+		}
+		if state == ownerPending || state == ownerMissing {
+			c := claimID{e.Kind, e.Value, e.ID, e.Gen}
+			if s.claims.waited(c, s.now()) < s.opts.ClaimWait {
+				return false, fmt.Errorf("%w: token %q is claiming the same %s", errRetry, e.ID, keyName(k.Kind))
+			}
+			if err := s.fence(ctx, e, state, st, docs); err != nil {
+				return false, err
+			}
+			s.claims.done(c)
+			state = ownerDead
+		}
+		if state == ownerDead {
+			changed = b.RemoveEntry(e) || changed
+			continue
+		}
+		return false, s.clash(req, k, e, st)
+	}
+	return b.Put(k, req.id, req.gen) || changed, nil
 }
 
 // Access keys (records without grant and refresh token, see package

@@ -316,6 +316,14 @@ func (c *copier) write(ctx context.Context, entries []*entry) error {
 		failures int
 		stop     error
 	)
+	// With a target that imports in batches, the records to write under
+	// their IDs are sent batchSize at a time.
+	var batcher tokenstore.BatchImporter
+	if bi, ok := c.target.(tokenstore.BatchImporter); ok && c.opts.Mode == KeepIDs && !c.opts.DryRun {
+		batcher = bi
+	}
+	var batch []plannedWrite
+	var flush func()
 	// finish records the outcome of e; c.mu is held.
 	finish := func(e *entry, err error) {
 		if p := c.opts.Progress; p != nil {
@@ -336,6 +344,26 @@ func (c *copier) write(ctx context.Context, entries []*entry) error {
 			}
 		}
 	}
+	flush = func() {
+		if len(batch) == 0 || wctx.Err() != nil {
+			batch = batch[:0]
+			return
+		}
+		toks := make([]*tokenstore.Token, len(batch))
+		for i, w := range batch {
+			toks[i] = w.e.tok.Clone()
+		}
+		errs := batcher.ImportTokens(wctx, toks)
+		c.mu.Lock()
+		for i, w := range batch {
+			if errs[i] == nil {
+				c.wrote(w.e, w.exists)
+			}
+			finish(w.e, errs[i])
+		}
+		c.mu.Unlock()
+		batch = batch[:0]
+	}
 	for _, e := range entries {
 		if wctx.Err() != nil {
 			break
@@ -355,6 +383,13 @@ func (c *copier) write(ctx context.Context, entries []*entry) error {
 			continue
 		}
 		c.mu.Unlock()
+		if batcher != nil {
+			batch = append(batch, plannedWrite{e, exists})
+			if len(batch) >= batchSize {
+				flush()
+			}
+			continue
+		}
 		sem <- struct{}{}
 		if wctx.Err() != nil { // stopped while waiting for a worker
 			<-sem
@@ -376,11 +411,24 @@ func (c *copier) write(ctx context.Context, entries []*entry) error {
 			finish(e, err)
 		}()
 	}
+	flush()
 	wg.Wait()
 	if stop != nil {
 		return stop
 	}
 	return ctx.Err()
+}
+
+// batchSize is how many records a store that implements
+// tokenstore.BatchImporter gets per call: its index writes are grouped
+// per batch, which keeps a bulk import within the clouds' write quotas.
+const batchSize = 500
+
+// plannedWrite is a record to write under its ID, and whether the target
+// holds the ID already.
+type plannedWrite struct {
+	e      *entry
+	exists bool
 }
 
 // compare decides what to do with source record src whose counterpart
