@@ -20,8 +20,8 @@ type MemoryStore struct {
 }
 
 var (
-	_ Store    = (*MemoryStore)(nil)
-	_ Leaser   = (*MemoryStore)(nil)
+	_ Store         = (*MemoryStore)(nil)
+	_ Leaser        = (*MemoryStore)(nil)
 	_ Importer      = (*MemoryStore)(nil)
 	_ BatchImporter = (*MemoryStore)(nil)
 )
