@@ -297,6 +297,11 @@ func (s *Store) modifyLocked(ctx context.Context, n int, snaps bucketSnaps, fn f
 // writeBucket writes b as the next generation of bucket n over version
 // ("" creates it) and remembers it.
 func (s *Store) writeBucket(ctx context.Context, n int, b *index.Bucket, version string) (string, error) {
+	if b.Fixed && b.Buckets == 1 {
+		// The one shard of a fixed layout is bucket 0 of a linear one:
+		// written in the new format, the index can grow.
+		b.Fixed, b.Format, b.Depth = false, index.FormatVersion, 0
+	}
 	b.Gen++
 	if !b.Fixed {
 		b.Buckets = max(b.Buckets, s.currentLayout().m, n+1)
