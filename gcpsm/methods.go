@@ -17,6 +17,7 @@ var (
 	_ tokenstore.Leaser        = (*Store)(nil)
 	_ tokenstore.Importer      = (*Store)(nil)
 	_ tokenstore.BatchImporter = (*Store)(nil)
+	_ tokenstore.LeaseSaver    = (*Store)(nil)
 )
 
 // FindToken implements [tokenstore.Store]: it returns the stored token
@@ -62,6 +63,19 @@ func (s *Store) DeleteTokens(ctx context.Context) error {
 // uses it so that a fleet refreshes a token once.
 func (s *Store) AcquireLease(ctx context.Context, id, holder string, ttl time.Duration) (bool, error) {
 	return s.engine.AcquireLease(ctx, id, holder, ttl)
+}
+
+// SaveTokenLeased implements [tokenstore.LeaseSaver]: SaveToken with the
+// lease for holder until until in the same write, so that the process
+// that refreshed a token refreshes it next time without a lease write.
+func (s *Store) SaveTokenLeased(ctx context.Context, t *tokenstore.Token, holder string, until time.Time) error {
+	return s.engine.SaveTokenLeased(ctx, t, holder, until)
+}
+
+// Migrate moves an index made with a fixed number of shards by an earlier
+// version to the layout that grows by itself; see [casstore.Store.Migrate].
+func (s *Store) Migrate(ctx context.Context) (bool, error) {
+	return s.engine.Migrate(ctx)
 }
 
 // ReleaseLease implements [tokenstore.Leaser]. Saving the token releases

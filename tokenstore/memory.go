@@ -24,6 +24,7 @@ var (
 	_ Leaser        = (*MemoryStore)(nil)
 	_ Importer      = (*MemoryStore)(nil)
 	_ BatchImporter = (*MemoryStore)(nil)
+	_ LeaseSaver    = (*MemoryStore)(nil)
 )
 
 // NewMemoryStore returns an empty MemoryStore.
@@ -135,6 +136,20 @@ func (m *MemoryStore) ImportToken(ctx context.Context, t *Token) error {
 	}
 	m.tokens[t.ID] = t.Clone()
 	delete(m.leases, t.ID)
+	return nil
+}
+
+// SaveTokenLeased implements LeaseSaver.
+func (m *MemoryStore) SaveTokenLeased(ctx context.Context, t *Token, holder string, until time.Time) error {
+	if holder == "" {
+		return fmt.Errorf("%w: lease without a holder", ErrInvalidToken)
+	}
+	if err := m.SaveToken(ctx, t); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.leases[t.ID] = Lease{Holder: holder, Until: until.UnixMilli()}
 	return nil
 }
 

@@ -73,6 +73,15 @@ type Importer interface {
 	ImportToken(ctx context.Context, t *Token) error
 }
 
+// LeaseSaver is an optional Leaser extension: SaveTokenLeased saves t as
+// SaveToken does and, in the same write, gives holder the lease on the
+// token until the given time. Package tokensource uses it so that the
+// process that refreshed a token holds the lease for its next refresh,
+// which then needs no lease write of its own.
+type LeaseSaver interface {
+	SaveTokenLeased(ctx context.Context, t *Token, holder string, until time.Time) error
+}
+
 // BatchImporter is an optional Store extension for bulk imports:
 // ImportTokens imports many tokens as ImportToken does, with fewer writes
 // (the casstore engine groups the index writes of the batch). The result

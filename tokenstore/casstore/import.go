@@ -55,7 +55,7 @@ func (s *Store) ImportToken(ctx context.Context, t *tokenstore.Token) error {
 		case !st.tombstone() && sameToken(st.tok, nt) && st.meta.Lease == nil:
 			return nil
 		}
-		return s.replace(ctx, st, nt, claimRequest{saving: nt, exact: true}, snaps, false)
+		return s.replace(ctx, st, nt, nil, claimRequest{saving: nt, exact: true}, snaps, false)
 	})
 }
 
