@@ -4,21 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/bits"
 	"slices"
-	"time"
 
 	"github.com/cloudtokens/cloudtokens/tokenstore"
 	"github.com/cloudtokens/cloudtokens/tokenstore/index"
 )
-
-// layout is what the Store knows of the shape of the index: a linear
-// layout of m buckets (m only ever grows, and is learned from the bucket
-// documents it reads), or a fixed format-1 layout of shards.
-type layout struct {
-	fixed int // > 0: a fixed layout of that many shards
-	m     int // linear: the number of buckets known, at least 1
-}
 
 type cachedBucket struct {
 	b       *index.Bucket
@@ -41,47 +31,6 @@ func (sn bucketSnaps) keep(n int, b *index.Bucket, version string) {
 // keptBuckets is how many buckets a Store without CacheIndex remembers,
 // to keep its reads of them monotonic.
 const keptBuckets = 64
-
-func (s *Store) currentLayout() layout {
-	s.layoutMu.Lock()
-	defer s.layoutMu.Unlock()
-	return s.layout
-}
-
-// learn takes what a bucket document says about the layout.
-func (s *Store) learn(b *index.Bucket) {
-	s.layoutMu.Lock()
-	defer s.layoutMu.Unlock()
-	if b.Fixed {
-		s.layout.fixed = b.Buckets
-		return
-	}
-	s.layout.fixed = 0
-	s.layout.m = max(s.layout.m, b.Buckets)
-}
-
-// grow records a split this Store confirmed.
-func (s *Store) grow(m int) {
-	s.layoutMu.Lock()
-	defer s.layoutMu.Unlock()
-	s.layout.m = max(s.layout.m, m)
-}
-
-// route returns the bucket that holds k in l.
-func (l layout) route(k index.Key) int {
-	if l.fixed > 0 {
-		return index.FixedRoute(k, l.fixed)
-	}
-	return index.LinearBucket(index.Hash(k), l.m)
-}
-
-// covers reports whether bucket b holds key k.
-func covers(b *index.Bucket, k index.Key) bool {
-	if b.Fixed {
-		return index.FixedRoute(k, b.Buckets) == b.Number
-	}
-	return b.Covers(index.Hash(k))
-}
 
 func (s *Store) cachedBucket(n int) *cachedBucket {
 	s.bucketsMu.Lock()
@@ -327,27 +276,6 @@ func (s *Store) writeBucket(ctx context.Context, n int, b *index.Bucket, version
 	return v, nil
 }
 
-// guessFromMemory reports whether a bucket write may start from the copy
-// this process last knew rather than from a read: always with CacheIndex;
-// otherwise only where a failed guess costs nothing but a retry (on AWS a
-// failed compare-and-swap still creates a version, which counts against
-// the secret's daily quota).
-func (s *Store) guessFromMemory() bool {
-	return s.opts.CacheIndex || s.quotas.VersionsPerDay == 0
-}
-
-// writeHistory returns how long a bucket keeps its write times for the
-// backend's quotas, and how many (0: none).
-func (s *Store) writeHistory() (time.Duration, int) {
-	switch {
-	case s.quotas.VersionsPerDay > 0:
-		return 24 * time.Hour, s.quotas.VersionsPerDay
-	case s.quotas.WritesPerSecond > 0:
-		return time.Minute, 64
-	}
-	return 0, 0
-}
-
 // allBuckets reads every bucket of the index: bucket 0, then the others
 // the layout names, again until no bucket names one more. Missing buckets
 // are retried for a while (a lagging replica may not show a new one yet),
@@ -407,63 +335,6 @@ func (s *Store) allBuckets(ctx context.Context, snaps bucketSnaps) ([]*index.Buc
 			}
 		}
 	}
-}
-
-// splitWanted reports whether bucket b, just written, should make the
-// index grow: it is over index.SplitSize, or its recent write rate,
-// scaled to the whole index, would take the busiest buckets (those not
-// yet split in the current round, with twice the share of the others) past
-// half of the backend's quota: half the versions a secret may get in a
-// day (AWS), half the writes a second (GCP, measured over the last
-// minute). It stops when the load is spread thin enough.
-func (s *Store) splitWanted(b *index.Bucket) bool {
-	if b.Fixed || b.Depth >= index.MaxDepth {
-		return false
-	}
-	size := b.EncodedSize
-	if size == 0 {
-		size = b.Size()
-	}
-	if size > index.SplitSize {
-		return true
-	}
-	m := s.currentLayout().m
-	busiest := float64(int(1) << (bits.Len(uint(m)) - 1)) // an unsplit bucket's share is 1/2^L
-	scale := float64(int(1)<<b.Depth) / busiest
-	// A daily quota is a count: the versions of the last 24 hours. Two
-	// measures of the load on the bucket's share of the index, scaled to
-	// the busiest share: its count of the last 24 hours (which sees a
-	// burst), and its recent rate, projected over a day (which sees a
-	// sustained load long before its count does; it needs a minute of
-	// writes, so that a short burst does not make the index grow for good).
-	// A split deals the parent's history between the halves, so both stay
-	// measures of the bucket's share, and growth stops once the busiest
-	// share is under half the quota.
-	if q := s.quotas.VersionsPerDay; q > 0 {
-		limit := float64(q) / 2
-		if c := b.WritesSince(s.now().Add(-24 * time.Hour)); c >= 8 && float64(c)*scale > limit {
-			return true
-		}
-		if r := recentRate(b.Writes); r*scale*86400 > limit {
-			return true
-		}
-	}
-	// A per-second quota is measured over a minute (GCP also has a per-
-	// minute one), so that a burst does not make the index grow for good.
-	if q := s.quotas.WritesPerSecond; q > 0 && float64(b.WritesSince(s.now().Add(-time.Minute)))/60*scale > q/2 {
-		return true
-	}
-	return false
-}
-
-// recentRate estimates writes a second from the last write times (epoch
-// seconds, oldest first): 0 unless at least 8 of them span a minute.
-func recentRate(w []int64) float64 {
-	w = w[max(len(w)-32, 0):]
-	if len(w) < 8 || w[len(w)-1]-w[0] < 60 {
-		return 0
-	}
-	return float64(len(w)-1) / float64(w[len(w)-1]-w[0])
 }
 
 // keysOfBucket groups keys by the bucket the layout routes them to, in
@@ -528,18 +399,4 @@ func (s *Store) modifyKeys(ctx context.Context, keys []index.Key, snaps bucketSn
 		}
 	}
 	return nil
-}
-
-// presplit grows a new linear index to Options.IndexShards buckets.
-func (s *Store) presplit(ctx context.Context) {
-	for range s.opts.IndexShards {
-		l := s.currentLayout()
-		if l.fixed > 0 || l.m >= s.opts.IndexShards {
-			return
-		}
-		if err := s.split(ctx); err != nil {
-			s.opts.Logger.WarnContext(ctx, "cloudtokens: could not pre-split the index", "error", err)
-			return
-		}
-	}
 }

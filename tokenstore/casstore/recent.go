@@ -3,7 +3,6 @@ package casstore
 import (
 	"container/list"
 	"sync"
-	"time"
 )
 
 // recentDocs remembers, per token, the document this Store last read or
@@ -88,46 +87,4 @@ func (r *recentDocs) clear() {
 	defer r.mu.Unlock()
 	r.ll.Init()
 	clear(r.m)
-}
-
-// claimWatch remembers when this Store first saw each unfinished claim it
-// is waiting on, so that it fences a claim only after it has waited
-// Options.ClaimWait for it, measured on its own clock.
-type claimWatch struct {
-	mu    sync.Mutex
-	first map[claimID]time.Time
-}
-
-type claimID struct {
-	kind, value, owner string
-	gen                uint64
-}
-
-func newClaimWatch() *claimWatch { return &claimWatch{first: map[claimID]time.Time{}} }
-
-// waited returns how long the claim has been watched, starting the watch
-// at now if it is new. Watches older than an hour are dropped.
-func (w *claimWatch) waited(c claimID, now time.Time) time.Duration {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if len(w.first) > 1024 {
-		for k, t := range w.first {
-			if now.Sub(t) > time.Hour {
-				delete(w.first, k)
-			}
-		}
-	}
-	t, ok := w.first[c]
-	if !ok {
-		w.first[c] = now
-		return 0
-	}
-	return now.Sub(t)
-}
-
-// done forgets a claim that was resolved.
-func (w *claimWatch) done(c claimID) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	delete(w.first, c)
 }
