@@ -10,7 +10,9 @@ import (
 
 // The methods of Store: each forwards to the engine (package casstore),
 // which implements the contract once for every backend; they are spelled
-// out here so that the whole method set is documented with the Store.
+// out here so that the whole method set is documented with the Store
+// (the same in every adapter; integration/adapters checks that none is
+// missing).
 
 var (
 	_ tokenstore.Store         = (*Store)(nil)
