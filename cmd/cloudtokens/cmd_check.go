@@ -14,6 +14,7 @@ import (
 
 	"github.com/cloudtokens/cloudtokens/cmd/cloudtokens/internal/storeurl"
 	"github.com/cloudtokens/cloudtokens/tokenstore/casstore"
+	"github.com/cloudtokens/cloudtokens/tokenstore/index"
 )
 
 // checker and repairer are the maintenance methods of the casstore
@@ -24,6 +25,7 @@ type checker interface {
 
 type repairer interface {
 	Repair(ctx context.Context) (casstore.RepairReport, error)
+	Migrate(ctx context.Context) (bool, error)
 }
 
 // checkOutput is the JSON form of a casstore.Report: "store", "ok", and
@@ -201,7 +203,9 @@ func (a *app) repairCmd() *cobra.Command {
 		Long: `Repair rebuilds the store's index from the token documents: it adds the
 entries of orphaned documents, drops entries whose document is gone,
 expires the claims of operations that crashed, and resolves duplicate
-keys. Corrupt documents are left alone and reported. After repairing it
+keys. Corrupt documents are left alone and reported. An index made by an
+earlier version with a power-of-two number of fixed shards is first
+moved, in place, to the layout that grows by itself. After repairing it
 checks the store again; exit status 3 means problems remain.
 
 With --dry-run it changes nothing: it runs check and prints what repair
@@ -214,6 +218,11 @@ would do (exit status 3 when there is something to do).`,
 				r, ok := st.Store.(repairer)
 				if !ok {
 					return fmt.Errorf("%s cannot be repaired: it is not a casstore-based store", st.URL)
+				}
+				if moved, err := r.Migrate(ctx); err != nil && !errors.Is(err, index.ErrLayout) {
+					return fmt.Errorf("moving %s to the growing index layout: %w", st.URL, err)
+				} else if moved && !asJSON {
+					fmt.Fprintf(a.stdout, "moved %s to the index layout that grows by itself\n", st.URL)
 				}
 				rep, err := r.Repair(ctx)
 				if errors.Is(err, errors.ErrUnsupported) {
