@@ -133,19 +133,21 @@ summary=()
 total_pass=0 total_fail=0 total_skip=0 failed_modules=0
 start_all=$(date +%s)
 countfile=$(mktemp)
-for m in "${modules[@]}"; do
-	name=$m
-	[[ "$m" == . ]] && name="(root)"
+# run_tests LABEL DIR GO-TEST-ARGS...: one go test run, summarised.
+run_tests() {
+	local name=$1 dir=$2
+	shift 2
 	echo
-	echo "=== module $name: go test ${flags[*]} $* ./..."
+	echo "=== $name: go test $*"
+	local start rc p f s secs status
 	start=$(date +%s)
 	if $use_json; then
 		: >"$countfile"
-		(cd "$m" && go test -json "${flags[@]}" "$@" ./...) 2>&1 | python3 -u -c "$summarize" 3>"$countfile"
+		(cd "$dir" && go test -json "$@") 2>&1 | python3 -u -c "$summarize" 3>"$countfile"
 		rc=${PIPESTATUS[0]}
 		read -r p f s <"$countfile" || { p=0 f=0 s=0; }
 	else
-		(cd "$m" && go test "${flags[@]}" "$@" ./...)
+		(cd "$dir" && go test "$@")
 		rc=$?
 		p=0 f=0 s=0
 	fi
@@ -161,6 +163,17 @@ for m in "${modules[@]}"; do
 		failed_modules=$((failed_modules + 1))
 	fi
 	summary+=("$(printf '%-5s %-28s %5ss  %5d passed %4d failed %4d skipped' "$status" "$name" "$secs" "$p" "$f" "$s")")
+}
+
+for m in "${modules[@]}"; do
+	name=$m
+	[[ "$m" == . ]] && name="(root)"
+	run_tests "module $name" "$m" "${flags[@]}" "$@" ./...
+	# The engine's scale tests skip under the race detector, which makes
+	# them ten times slower: run them once more without it.
+	if [[ "$m" == . && " ${flags[*]} " == *" -race "* && " $* " != *" -run"* ]]; then
+		run_tests "(root) scale, no -race" . -count=1 "-timeout=${CLOUDTOKENS_TEST_TIMEOUT:-20m}" -run '^TestScale' "$@" ./tokenstore/casstore/
+	fi
 done
 rm -f "$countfile"
 
@@ -168,7 +181,7 @@ echo
 echo "=== summary (${#modules[@]} modules, $(($(date +%s) - start_all))s, go test ${flags[*]} $*)"
 printf '%s\n' "${summary[@]}"
 if ((failed_modules > 0)); then
-	echo "test.sh: FAIL: $failed_modules of ${#modules[@]} modules failed"
+	echo "test.sh: FAIL: $failed_modules of ${#summary[@]} test runs failed"
 else
 	echo "test.sh: ok: all ${#modules[@]} modules passed"
 fi

@@ -30,15 +30,22 @@ func (c *simClock) Advance(d time.Duration) {
 	c.now = c.now.Add(d)
 }
 
-// TestDayOfLoadWithinAWSQuota runs two simulated days on a backend that
+// skipScale skips a scale test with -short and with the race detector
+// (scripts/test.sh runs the TestScale tests again without it).
+func skipScale(t *testing.T, what string) {
+	t.Helper()
+	if testing.Short() || raceDetector {
+		t.Skipf("%s: a scale test, run without -race and -short (scripts/test.sh runs it)", what)
+	}
+}
+
+// TestScaleDayOfLoadWithinAWSQuota runs two simulated days on a backend that
 // enforces AWS Secrets Manager's 100 versions per secret per 24 hours,
 // with default options: 10,000 sign-ups on the first day, then 10,000
 // sign-ups and 10,000 deletions on the second. No write is refused, and no
 // secret gets more than the quota in any 24 hours.
-func TestDayOfLoadWithinAWSQuota(t *testing.T) {
-	if testing.Short() {
-		t.Skip("a simulated day of 30,000 operations")
-	}
+func TestScaleDayOfLoadWithinAWSQuota(t *testing.T) {
+	skipScale(t, "a simulated day of 30,000 operations")
 	ctx := t.Context()
 	clock := &simClock{now: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)}
 	q := casstoretest.NewQuotaBackend(casstore.NewMemoryBackend(), clock.Now)
@@ -84,12 +91,10 @@ func TestDayOfLoadWithinAWSQuota(t *testing.T) {
 	}
 }
 
-// TestGrowsToManyTokens: 20,000 tokens with default options; the index
+// TestScaleGrowsTo20000Tokens: 20,000 tokens with default options; the index
 // grows from one bucket; every token is listed once and found by user.
-func TestGrowsToManyTokens(t *testing.T) {
-	if testing.Short() {
-		t.Skip("20,000 tokens")
-	}
+func TestScaleGrowsTo20000Tokens(t *testing.T) {
+	skipScale(t, "20,000 tokens")
 	ctx := t.Context()
 	b := casstore.NewMemoryBackend()
 	s := casstore.New(b, casstore.Options{})

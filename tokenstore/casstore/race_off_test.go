@@ -1,0 +1,5 @@
+//go:build !race
+
+package casstore_test
+
+const raceDetector = false
