@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/cloudtokens/cloudtokens/observe"
 	"github.com/cloudtokens/cloudtokens/tokenstore"
 )
 
@@ -15,7 +16,9 @@ import (
 // than an insert). A key that
 // another record holds gives tokenstore.ErrConflict and changes nothing.
 // Importing a token that is already stored as given writes nothing.
-func (s *Store) ImportToken(ctx context.Context, t *tokenstore.Token) error {
+func (s *Store) ImportToken(ctx context.Context, t *tokenstore.Token) (err error) {
+	ctx, span := s.start(ctx, observe.ImportToken, tokenIDOfToken(t))
+	defer span.End(&err)
 	if t == nil {
 		return fmt.Errorf("%w: nil token", tokenstore.ErrInvalidToken)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/cloudtokens/cloudtokens/observe"
 	"github.com/cloudtokens/cloudtokens/tokenstore"
 	"github.com/cloudtokens/cloudtokens/tokenstore/index"
 )
@@ -36,7 +37,9 @@ import (
 // can hold one key.
 
 // SaveToken implements tokenstore.Store.
-func (s *Store) SaveToken(ctx context.Context, t *tokenstore.Token) error {
+func (s *Store) SaveToken(ctx context.Context, t *tokenstore.Token) (err error) {
+	ctx, span := s.start(ctx, observe.SaveToken, tokenIDOfToken(t))
+	defer span.End(&err)
 	if err := tokenstore.ValidateForSave(t); err != nil {
 		return err
 	}
@@ -44,7 +47,7 @@ func (s *Store) SaveToken(ctx context.Context, t *tokenstore.Token) error {
 		return err // too large even before merging
 	}
 	var id string
-	err := s.retry(ctx, "SaveToken", func() error {
+	err = s.retry(ctx, "SaveToken", func() error {
 		var err error
 		id, err = s.saveLocked(ctx, t)
 		return err
@@ -53,6 +56,7 @@ func (s *Store) SaveToken(ctx context.Context, t *tokenstore.Token) error {
 		return err
 	}
 	t.ID = id
+	span.SetTokenID(id)
 	return nil
 }
 
