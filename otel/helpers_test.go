@@ -191,29 +191,17 @@ func (h *harness) secretsIn(t *testing.T, secrets ...string) []string {
 			var sets []attribute.Set
 			switch d := m.Data.(type) {
 			case metricdata.Sum[int64]:
-				for _, dp := range d.DataPoints {
-					sets = append(sets, dp.Attributes)
-				}
+				sets = pointSets(d.DataPoints)
 			case metricdata.Sum[float64]:
-				for _, dp := range d.DataPoints {
-					sets = append(sets, dp.Attributes)
-				}
-			case metricdata.Histogram[float64]:
-				for _, dp := range d.DataPoints {
-					sets = append(sets, dp.Attributes)
-				}
-			case metricdata.Histogram[int64]:
-				for _, dp := range d.DataPoints {
-					sets = append(sets, dp.Attributes)
-				}
+				sets = pointSets(d.DataPoints)
 			case metricdata.Gauge[int64]:
-				for _, dp := range d.DataPoints {
-					sets = append(sets, dp.Attributes)
-				}
+				sets = pointSets(d.DataPoints)
 			case metricdata.Gauge[float64]:
-				for _, dp := range d.DataPoints {
-					sets = append(sets, dp.Attributes)
-				}
+				sets = pointSets(d.DataPoints)
+			case metricdata.Histogram[int64]:
+				sets = histogramSets(d.DataPoints)
+			case metricdata.Histogram[float64]:
+				sets = histogramSets(d.DataPoints)
 			default:
 				t.Errorf("metric %s: unexpected data type %T", m.Name, m.Data)
 			}
@@ -227,6 +215,22 @@ func (h *harness) secretsIn(t *testing.T, secrets ...string) []string {
 		t.Fatal("secretsIn: no metric data points recorded")
 	}
 	return found
+}
+
+func pointSets[N int64 | float64](dps []metricdata.DataPoint[N]) []attribute.Set {
+	var out []attribute.Set
+	for _, dp := range dps {
+		out = append(out, dp.Attributes)
+	}
+	return out
+}
+
+func histogramSets[N int64 | float64](dps []metricdata.HistogramDataPoint[N]) []attribute.Set {
+	var out []attribute.Set
+	for _, dp := range dps {
+		out = append(out, dp.Attributes)
+	}
+	return out
 }
 
 // byName returns the spans named name.

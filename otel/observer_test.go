@@ -52,14 +52,21 @@ func aliceToken() *tokenstore.Token {
 		AccessToken: access1, RefreshToken: refresh1, Expiry: time.Now().Add(time.Hour).UTC()}
 }
 
-func TestFind(t *testing.T) {
-	ctx := t.Context()
-	h := newHarness(t)
+// seeded returns a harness and a backend that holds aliceToken, saved
+// without an Observer.
+func seeded(t *testing.T) (*harness, *casstore.MemoryBackend, *tokenstore.Token) {
+	t.Helper()
 	b := casstore.NewMemoryBackend()
 	tok := aliceToken()
-	if err := casstore.New(b, casstore.Options{}).SaveToken(ctx, tok); err != nil {
+	if err := casstore.New(b, casstore.Options{}).SaveToken(t.Context(), tok); err != nil {
 		t.Fatal(err)
 	}
+	return newHarness(t), b, tok
+}
+
+func TestFind(t *testing.T) {
+	ctx := t.Context()
+	h, b, tok := seeded(t)
 	s := h.store(b)
 
 	rctx, root := h.root(ctx, "request")
@@ -199,12 +206,7 @@ func TestSave(t *testing.T) {
 func TestConflictRetry(t *testing.T) {
 	t.Run("token", func(t *testing.T) {
 		ctx := t.Context()
-		h := newHarness(t)
-		b := casstore.NewMemoryBackend()
-		tok := aliceToken()
-		if err := casstore.New(b, casstore.Options{}).SaveToken(ctx, tok); err != nil {
-			t.Fatal(err)
-		}
+		h, b, tok := seeded(t)
 		other := h.store(b)
 		race := &raceBackend{Backend: b,
 			match: func(name string) bool { return name == casstore.TokenName(tok.ID) },
@@ -264,11 +266,7 @@ func TestConflictRetry(t *testing.T) {
 
 	t.Run("index bucket", func(t *testing.T) {
 		ctx := t.Context()
-		h := newHarness(t)
-		b := casstore.NewMemoryBackend()
-		if err := casstore.New(b, casstore.Options{}).SaveToken(ctx, aliceToken()); err != nil {
-			t.Fatal(err)
-		}
+		h, b, _ := seeded(t)
 		other := h.store(b)
 		race := &raceBackend{Backend: b,
 			match: func(name string) bool { return strings.HasPrefix(name, "index-") },

@@ -2,10 +2,10 @@ package casstore
 
 import (
 	"context"
+	"strings"
 
 	"github.com/cloudtokens/cloudtokens/observe"
 	"github.com/cloudtokens/cloudtokens/tokenstore"
-	"github.com/cloudtokens/cloudtokens/tokenstore/index"
 )
 
 // Observability: with Options.Observer set, every exported method of a
@@ -25,20 +25,9 @@ func (s *Store) emit(ctx context.Context, ev observe.Event) {
 	observe.Emit(ctx, s.opts.Observer, ev)
 }
 
-// keyKind names an index key kind for observe.Event.Key.
-func keyKind(kind string) string {
-	switch kind {
-	case index.KindUser:
-		return "user_name"
-	case index.KindGrant:
-		return "grant_token"
-	case index.KindRefresh:
-		return "refresh_token"
-	case index.KindAccess:
-		return "access_token"
-	}
-	return "id"
-}
+// keyKind names an index key kind for observe.Event.Key: "user_name",
+// "grant_token", "refresh_token", "access_token" or "id".
+func keyKind(kind string) string { return strings.ReplaceAll(keyName(kind), " ", "_") }
 
 // observeBackend returns b with every request reported to o. The result
 // implements Lister exactly when b does (New reads b's Quotas itself).
