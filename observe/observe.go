@@ -132,19 +132,24 @@ const (
 	TokenRequest
 )
 
-var kindNames = map[Kind]string{
-	FindToken: "FindToken", FindTokenByID: "FindTokenByID", SaveToken: "SaveToken",
-	DeleteToken: "DeleteToken", Tokens: "Tokens", DeleteTokens: "DeleteTokens",
-	AcquireLease: "AcquireLease", ReleaseLease: "ReleaseLease", ImportToken: "ImportToken",
-	Check: "Check", Repair: "Repair",
-	Read: "Read", ReadMany: "ReadMany", Create: "Create", Update: "Update", Delete: "Delete", List: "List",
-	Refresh: "Refresh", Exchange: "Exchange", LeaseWait: "LeaseWait", TokenRequest: "TokenRequest",
-}
+// The names of the kinds, by layer, indexed from the layer's first kind:
+// arrays, so that a program pays no initialisation for them.
+var (
+	storeNames = [...]string{"FindToken", "FindTokenByID", "SaveToken", "DeleteToken", "Tokens",
+		"DeleteTokens", "AcquireLease", "ReleaseLease", "ImportToken", "Check", "Repair"}
+	backendNames = [...]string{"Read", "ReadMany", "Create", "Update", "Delete", "List"}
+	sourceNames  = [...]string{"Refresh", "Exchange", "LeaseWait", "TokenRequest"}
+)
 
 // String returns the operation's name, such as "FindToken" or "Read".
 func (k Kind) String() string {
-	if s, ok := kindNames[k]; ok {
-		return s
+	switch k.Layer() {
+	case LayerStore:
+		return storeNames[k-FindToken]
+	case LayerBackend:
+		return backendNames[k-Read]
+	case LayerSource:
+		return sourceNames[k-Refresh]
 	}
 	return "unknown"
 }
@@ -152,11 +157,11 @@ func (k Kind) String() string {
 // Layer returns the layer of the kind.
 func (k Kind) Layer() Layer {
 	switch {
-	case k >= FindToken && k <= Repair:
+	case k >= FindToken && int(k-FindToken) < len(storeNames):
 		return LayerStore
-	case k >= Read && k <= List:
+	case k >= Read && int(k-Read) < len(backendNames):
 		return LayerBackend
-	case k >= Refresh && k <= TokenRequest:
+	case k >= Refresh && int(k-Refresh) < len(sourceNames):
 		return LayerSource
 	}
 	return 0
@@ -225,16 +230,13 @@ const (
 	PoolMiss
 )
 
-var eventNames = map[EventKind]string{
-	Retry: "retry", BucketRetry: "bucket_retry", Fence: "fence", Split: "split",
-	LeaseAcquire: "lease_acquire", LeaseTakeover: "lease_takeover",
-	Backoff: "backoff", BackoffBlocked: "backoff_blocked", PoolHit: "pool_hit", PoolMiss: "pool_miss",
-}
+var eventNames = [...]string{"retry", "bucket_retry", "fence", "split", "lease_acquire", "lease_takeover",
+	"backoff", "backoff_blocked", "pool_hit", "pool_miss"}
 
 // String returns the event's name in snake case, such as "bucket_retry".
 func (k EventKind) String() string {
-	if s, ok := eventNames[k]; ok {
-		return s
+	if k >= Retry && int(k-Retry) < len(eventNames) {
+		return eventNames[k-Retry]
 	}
 	return "unknown"
 }
