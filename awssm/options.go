@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/cloudtokens/cloudtokens/observe"
 	"github.com/cloudtokens/cloudtokens/tokenstore/casstore"
 )
 
@@ -24,6 +25,7 @@ type settings struct {
 	forceDelete  bool // ForceDeleteWithoutRecovery
 	wrap         func(casstore.Backend) casstore.Backend
 	claimWait    time.Duration
+	observer     observe.Observer
 }
 
 // WithIndexShards makes a new, empty store split its index into n buckets

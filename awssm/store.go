@@ -117,6 +117,7 @@ func New(ctx context.Context, client *secretsmanager.Client, prefix string, opts
 			MaxAttempts: c.maxAttempts,
 			Logger:      logger,
 			ClaimWait:   c.claimWait,
+			Observer:    c.observer,
 		}),
 		b: b,
 	}, nil

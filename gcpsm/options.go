@@ -8,6 +8,7 @@ import (
 
 	"cloud.google.com/go/secretmanager/apiv1/secretmanagerpb"
 
+	"github.com/cloudtokens/cloudtokens/observe"
 	"github.com/cloudtokens/cloudtokens/tokenstore/casstore"
 )
 
@@ -26,6 +27,7 @@ type config struct {
 	staleReadWait time.Duration
 	wrap          func(casstore.Backend) casstore.Backend
 	claimWait     time.Duration
+	observer      observe.Observer
 }
 
 // DefaultReadWorkers is the number of AccessSecretVersion calls that

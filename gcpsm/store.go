@@ -149,6 +149,7 @@ func New(ctx context.Context, client *secretmanager.Client, projectID, prefix st
 		MaxAttempts: cfg.maxAttempts,
 		Logger:      cfg.logger,
 		ClaimWait:   cfg.claimWait,
+		Observer:    cfg.observer,
 	})
 	return &Store{engine: cs, b: b}, nil
 }

@@ -79,6 +79,12 @@ export GONOSUMDB="github.com/cloudtokens${GONOSUMDB:+,$GONOSUMDB}"
 export GOMODCACHE="$cache/mod"
 export GOFLAGS="$(go env GOFLAGS) -modcacherw"
 export GOWORK=off
+# The go command indexes the packages of each module in the module cache
+# once, in GOCACHE, keyed by its directory, since a version never changes:
+# here the same version is rebuilt from every commit, so an index from an
+# earlier run would miss packages added since ("cannot find module
+# providing package"). goindex=0 turns the index off.
+export GODEBUG="goindex=0${GODEBUG:+,$GODEBUG}"
 # Never the modules of an earlier run, which may hold other code.
 rm -rf "$GOMODCACHE/github.com/cloudtokens" "$GOMODCACHE/cache/download/github.com/cloudtokens"
 echo "version $version; GOPROXY=$GOPROXY GONOSUMDB=$GONOSUMDB GOMODCACHE=$GOMODCACHE"

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
+
+	"github.com/cloudtokens/cloudtokens/observe"
 )
 
 // Config is the OAuth client configuration.
@@ -140,6 +142,7 @@ type options struct {
 	saveTimeout             time.Duration
 	disableLease            bool
 	poolSize                int
+	observer                observe.Observer
 }
 
 func defaultOptions() options {
@@ -340,6 +343,24 @@ func WithTokenType(typ string) Option {
 			return errors.New(`WithTokenType(""): empty`)
 		}
 		o.tokenType = typ
+		return nil
+	}
+}
+
+// WithObserver reports the Source's refreshes, grant code exchanges,
+// token requests, lease waits and takeovers and backoffs, and a Pool's
+// hits and misses, to o (see package
+// [github.com/cloudtokens/cloudtokens/observe]; the module
+// github.com/cloudtokens/cloudtokens/otel implements it with
+// OpenTelemetry). Give the store the same Observer: the store operations
+// a refresh makes then nest in it. Operations carry record IDs, never
+// token values or user names. A nil o is an error.
+func WithObserver(o observe.Observer) Option {
+	return func(opts *options) error {
+		if o == nil {
+			return errors.New("WithObserver(nil)")
+		}
+		opts.observer = o
 		return nil
 	}
 }

@@ -185,6 +185,17 @@
 // wrapping [ErrInvalidConfig], as every option of the cloudtokens modules
 // does.
 //
+// # Observability
+//
+// [WithObserver] reports each refresh, grant code exchange, provider call
+// and lease wait as an operation, and lease takeovers, backoffs and Pool
+// hits and misses as events, to an
+// [github.com/cloudtokens/cloudtokens/observe.Observer] (the module
+// github.com/cloudtokens/cloudtokens/otel implements it with
+// OpenTelemetry). Given to the store as well, it nests the store
+// operations of a refresh inside it. It is told record IDs, never token
+// values or user names.
+//
 // # Secrets and personal data
 //
 // Errors and log records never contain token values or the client

@@ -31,6 +31,7 @@ func TestInvalidConfig(t *testing.T) {
 		"lease poll max < initial":  tokensource.WithLeasePoll(time.Second, time.Millisecond),
 		"nil clock":                 tokensource.WithClock(nil),
 		"nil logger":                tokensource.WithLogger(nil),
+		"nil observer":              tokensource.WithObserver(nil),
 		"zero backoff":              tokensource.WithBackoff(0, time.Hour),
 		"backoff max < initial":     tokensource.WithBackoff(time.Hour, time.Minute),
 		"negative transient":        tokensource.WithTransientBackoff(-time.Second, time.Minute),

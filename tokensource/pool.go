@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/cloudtokens/cloudtokens/observe"
 	"github.com/cloudtokens/cloudtokens/tokenstore"
 )
 
@@ -104,7 +105,7 @@ func (p *Pool) Source(ctx context.Context, who *tokenstore.Token) (*Source, erro
 // get returns who's Source and a valid token from it, and records the
 // record ID the Source found.
 func (p *Pool) get(ctx context.Context, who *tokenstore.Token) (*Source, *oauth2.Token, error) {
-	e, id, err := p.entry(who)
+	e, id, err := p.entry(ctx, who)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -137,7 +138,7 @@ func (p *Pool) Len() int {
 }
 
 // entry returns who's entry, made if needed, and the record ID it knows.
-func (p *Pool) entry(who *tokenstore.Token) (*poolEntry, string, error) {
+func (p *Pool) entry(ctx context.Context, who *tokenstore.Token) (*poolEntry, string, error) {
 	if who == nil {
 		return nil, "", fmt.Errorf("tokensource: %w: nil partial token", tokenstore.ErrInvalidToken)
 	}
@@ -146,8 +147,10 @@ func (p *Pool) entry(who *tokenstore.Token) (*poolEntry, string, error) {
 	defer p.mu.Unlock()
 	if e := p.keys[key]; e != nil {
 		p.lru.MoveToFront(e.elem)
+		observe.Emit(ctx, p.o.observer, observe.Event{Kind: observe.PoolHit, TokenID: e.id})
 		return e, e.id, nil
 	}
+	observe.Emit(ctx, p.o.observer, observe.Event{Kind: observe.PoolMiss})
 	src, err := newSource(p.store, who, p.cfg, p.o)
 	if err != nil {
 		return nil, "", err // not kept: New refuses who every time

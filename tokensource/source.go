@@ -17,6 +17,7 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/cloudtokens/cloudtokens/observe"
 	"github.com/cloudtokens/cloudtokens/tokenstore"
 )
 
@@ -300,7 +301,7 @@ func (s *Source) obtain(ctx context.Context, rejected string) (*tokenstore.Token
 			return nil, err
 		}
 		if s.newLogin(stored) {
-			if err := s.backingOff(t); err != nil {
+			if err := s.backingOff(ctx, t); err != nil {
 				return nil, err
 			}
 			nt, err := s.exchange(ctx, t)
@@ -325,7 +326,7 @@ func (s *Source) obtain(ctx context.Context, rejected string) (*tokenstore.Token
 			s.succeed(t)
 			return t, nil
 		}
-		if err := s.backingOff(t); err != nil {
+		if err := s.backingOff(ctx, t); err != nil {
 			return nil, err
 		}
 		switch {
@@ -467,12 +468,14 @@ func mergeStored(partial, stored *tokenstore.Token) *tokenstore.Token {
 
 // exchange trades the grant code for a token and saves it. The caller
 // records a failure.
-func (s *Source) exchange(ctx context.Context, t *tokenstore.Token) (*tokenstore.Token, error) {
+func (s *Source) exchange(ctx context.Context, t *tokenstore.Token) (_ *tokenstore.Token, err error) {
+	ctx, span := s.start(ctx, observe.Op{Kind: observe.Exchange, TokenID: t.ID})
+	defer span.End(&err)
 	form := url.Values{"grant_type": {"authorization_code"}, "code": {t.GrantToken}}
 	if t.RedirectURL != "" {
 		form.Set("redirect_uri", t.RedirectURL)
 	}
-	a, err := s.client.callToken(ctx, "exchange", form, t.ClientID, t.ClientSecret, t.GrantToken)
+	a, err := s.requestToken(ctx, t.ID, "exchange", form, t.ClientID, t.ClientSecret, t.GrantToken)
 	if err != nil {
 		return nil, err
 	}
@@ -483,33 +486,44 @@ func (s *Source) exchange(ctx context.Context, t *tokenstore.Token) (*tokenstore
 	if err := s.save(ctx, nt); err != nil {
 		return nil, err
 	}
+	span.SetTokenID(nt.ID)
 	s.o.logger.DebugContext(ctx, "tokensource: exchanged the grant code", s.logArgs(nt)...)
 	return nt, nil
 }
 
 // refreshLeased refreshes under the store's lease on the token, or waits
 // for the process that holds it to store its result.
-func (s *Source) refreshLeased(ctx context.Context, t *tokenstore.Token, rejected string) (*tokenstore.Token, error) {
+func (s *Source) refreshLeased(ctx context.Context, t *tokenstore.Token, rejected string) (_ *tokenstore.Token, err error) {
+	ctx, span := s.start(ctx, observe.Op{Kind: observe.Refresh, TokenID: t.ID})
+	defer span.End(&err)
+	waiting, wctx, wait := false, ctx, observe.Span{} // the LeaseWait, once this Source waits
+	defer wait.End(&err)
 	stale := t.AccessToken
 	deadline := time.Now().Add(2 * s.o.leaseTTL)
 	delay := s.o.pollInitial
 	for {
-		ok, err := s.leaser.AcquireLease(ctx, t.ID, s.holder, s.o.leaseTTL)
+		ok, err := s.leaser.AcquireLease(wctx, t.ID, s.holder, s.o.leaseTTL)
 		if err != nil {
 			return nil, fmt.Errorf("tokensource: taking the refresh lease on token %q: %w", t.ID, err)
 		}
 		if ok {
+			s.leaseTaken(wctx, t.ID, waiting)
+			wait.End(nil)
 			return s.refreshHoldingLease(ctx, t.ID, rejected)
 		}
 		// Another process is refreshing: wait for its token.
+		if !waiting {
+			waiting = true
+			wctx, wait = s.start(ctx, observe.Op{Kind: observe.LeaseWait, TokenID: t.ID})
+		}
 		if time.Now().After(deadline) {
 			return nil, fmt.Errorf("%w (token %q, lease TTL %s)", ErrLeaseTimeout, t.ID, s.o.leaseTTL)
 		}
-		if err := sleep(ctx, delay); err != nil {
+		if err := sleep(wctx, delay); err != nil {
 			return nil, err
 		}
 		delay = min(2*delay, s.o.pollMax)
-		t2, st, err := s.load(ctx)
+		t2, st, err := s.load(wctx)
 		if err != nil {
 			return nil, err
 		}
@@ -569,7 +583,9 @@ func (s *Source) refreshHoldingLease(ctx context.Context, id, rejected string) (
 
 // refreshBestEffort refreshes without a lease: for stores that are not
 // Leasers, and for a refresh token that has no record yet.
-func (s *Source) refreshBestEffort(ctx context.Context, t *tokenstore.Token, rejected string) (*tokenstore.Token, error) {
+func (s *Source) refreshBestEffort(ctx context.Context, t *tokenstore.Token, rejected string) (_ *tokenstore.Token, err error) {
+	ctx, span := s.start(ctx, observe.Op{Kind: observe.Refresh, TokenID: t.ID})
+	defer span.End(&err)
 	nt, err := s.refresh(ctx, t)
 	if err != nil {
 		if t2, ok := s.rotatedElsewhere(ctx, t, rejected, err, 5); ok {
@@ -589,6 +605,7 @@ func (s *Source) refreshBestEffort(ctx context.Context, t *tokenstore.Token, rej
 	if err := s.save(ctx, nt); err != nil {
 		return nil, err
 	}
+	span.SetTokenID(nt.ID)
 	return nt, nil
 }
 
@@ -628,7 +645,7 @@ func (s *Source) refresh(ctx context.Context, t *tokenstore.Token) (*tokenstore.
 		return nil, fmt.Errorf("%w: token %q: not refreshing with a refresh token this Source has seen replaced", ErrStaleRead, t.ID)
 	}
 	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {t.RefreshToken}}
-	a, err := s.client.callToken(ctx, "refresh", form, t.ClientID, t.ClientSecret, t.RefreshToken, t.AccessToken)
+	a, err := s.requestToken(ctx, t.ID, "refresh", form, t.ClientID, t.ClientSecret, t.RefreshToken, t.AccessToken)
 	if err != nil {
 		return nil, err
 	}
@@ -731,6 +748,7 @@ func (s *Source) failed(ctx context.Context, t *tokenstore.Token, err error) err
 	}
 	f.until = s.o.now().Add(d)
 	s.fail = f
+	s.emit(ctx, observe.Event{Kind: observe.Backoff, TokenID: t.ID, Attempt: f.count, Wait: d, Err: err})
 	s.o.logger.WarnContext(ctx, "tokensource: token request failed; backing off",
 		s.logArgs(t, "error", err, "failures", f.count, "retry_after", f.until)...)
 	return err
@@ -740,7 +758,7 @@ func (s *Source) failed(ctx context.Context, t *tokenstore.Token, err error) err
 // backoff lasts and t carries the credentials that failed; a changed
 // token in the store (a new login, another process's refresh) ends the
 // backoff at once.
-func (s *Source) backingOff(t *tokenstore.Token) error {
+func (s *Source) backingOff(ctx context.Context, t *tokenstore.Token) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	f := s.fail
@@ -754,7 +772,9 @@ func (s *Source) backingOff(t *tokenstore.Token) error {
 	if !s.o.now().Before(f.until) {
 		return nil // try again; failed keeps counting
 	}
-	return fmt.Errorf("%w until %s (%d failures): %w", ErrBackingOff, f.until.UTC().Format(time.RFC3339), f.count, f.err)
+	err := fmt.Errorf("%w until %s (%d failures): %w", ErrBackingOff, f.until.UTC().Format(time.RFC3339), f.count, f.err)
+	s.emit(ctx, observe.Event{Kind: observe.BackoffBlocked, TokenID: t.ID, Err: err})
+	return err
 }
 
 // sleep waits d with ±25% jitter, or until ctx ends.

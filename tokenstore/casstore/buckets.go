@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/cloudtokens/cloudtokens/observe"
 	"github.com/cloudtokens/cloudtokens/tokenstore"
 	"github.com/cloudtokens/cloudtokens/tokenstore/index"
 )
@@ -239,6 +240,7 @@ func (s *Store) modifyLocked(ctx context.Context, n int, snaps bucketSnaps, fn f
 		s.forgetBucket(n)
 		delete(snaps, n)
 		last = err
+		s.emit(ctx, observe.Event{Kind: observe.BucketRetry, Bucket: n, Attempt: attempt + 1, Err: err})
 	}
 	return nil, conflict(fmt.Sprintf("index bucket %d update", n), s.opts.MaxAttempts, last)
 }

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/cloudtokens/cloudtokens/observe"
 	"github.com/cloudtokens/cloudtokens/tokenstore"
 	"github.com/cloudtokens/cloudtokens/tokenstore/index"
 )
@@ -191,7 +192,9 @@ func (s *Store) takeSurvey(ctx context.Context) (*survey, error) {
 // reports every disagreement. It needs a Backend that implements Lister
 // and should run while no other process writes (a save in progress shows
 // as pending claims). It changes nothing; Repair fixes what it reports.
-func (s *Store) Check(ctx context.Context) (*Report, error) {
+func (s *Store) Check(ctx context.Context) (_ *Report, err error) {
+	ctx, span := s.start(ctx, observe.Check, "")
+	defer span.End(&err)
 	sv, err := s.takeSurvey(ctx)
 	if err != nil {
 		return nil, err

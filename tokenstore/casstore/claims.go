@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cloudtokens/cloudtokens/observe"
 	"github.com/cloudtokens/cloudtokens/tokenstore"
 	"github.com/cloudtokens/cloudtokens/tokenstore/index"
 )
@@ -118,6 +119,7 @@ func (s *Store) fence(ctx context.Context, e index.Entry, state ownerState, st *
 		}
 	}
 	s.opts.Logger.InfoContext(ctx, "cloudtokens: fenced the claim of a save that did not finish", "id", e.ID, "key", keyName(e.Kind))
+	s.emit(ctx, observe.Event{Kind: observe.Fence, TokenID: e.ID, Key: keyKind(e.Kind)})
 	return nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/cloudtokens/cloudtokens/observe"
 	"github.com/cloudtokens/cloudtokens/tokenstore"
 	"github.com/cloudtokens/cloudtokens/tokenstore/index"
 )
@@ -26,7 +27,9 @@ import (
 // proves the document cannot come back) and drops them, and Repair does
 // the same. The release runs on a clean-up context, so a cancelled
 // context does not leave it undone.
-func (s *Store) DeleteToken(ctx context.Context, id string) error {
+func (s *Store) DeleteToken(ctx context.Context, id string) (err error) {
+	ctx, span := s.start(ctx, observe.DeleteToken, id)
+	defer span.End(&err)
 	if err := tokenstore.ValidateID(id); err != nil {
 		return err
 	}
@@ -86,7 +89,9 @@ func (s *Store) deleteCorrupt(ctx context.Context, id string) error {
 // then their index entries.
 // Saves that run meanwhile are not lost: a token inserted after the
 // documents were listed stays, with its entries.
-func (s *Store) DeleteTokens(ctx context.Context) error {
+func (s *Store) DeleteTokens(ctx context.Context) (err error) {
+	ctx, span := s.start(ctx, observe.DeleteTokens, "")
+	defer span.End(&err)
 	if err := ctx.Err(); err != nil {
 		return err
 	}

@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 
+	"github.com/cloudtokens/cloudtokens/observe"
 	"github.com/cloudtokens/cloudtokens/tokenstore"
 	"github.com/cloudtokens/cloudtokens/tokenstore/index"
 )
 
 // FindTokenByID implements tokenstore.Store.
-func (s *Store) FindTokenByID(ctx context.Context, id string) (*tokenstore.Token, error) {
+func (s *Store) FindTokenByID(ctx context.Context, id string) (_ *tokenstore.Token, err error) {
+	ctx, span := s.start(ctx, observe.FindTokenByID, id)
+	defer span.End(&err)
 	if err := tokenstore.ValidateID(id); err != nil {
 		return nil, err
 	}
@@ -24,11 +27,14 @@ func (s *Store) FindTokenByID(ctx context.Context, id string) (*tokenstore.Token
 }
 
 // FindToken implements tokenstore.Store.
-func (s *Store) FindToken(ctx context.Context, query *tokenstore.Token) (*tokenstore.Token, error) {
+func (s *Store) FindToken(ctx context.Context, query *tokenstore.Token) (_ *tokenstore.Token, err error) {
+	ctx, span := s.start(ctx, observe.FindToken, "")
+	defer span.End(&err)
 	st, err := s.find(ctx, query, nil)
 	if err != nil {
 		return nil, err
 	}
+	span.SetTokenID(st.tok.ID)
 	return st.tok.Clone(), nil
 }
 
@@ -126,7 +132,9 @@ func (s *Store) scan(ctx context.Context, query *tokenstore.Token) (*storedToken
 // Tokens implements tokenstore.Store. A corrupt document is left out and
 // reported to the Logger (FindTokenByID on its ID returns the
 // tokenstore.ErrMalformed error); it does not fail the listing.
-func (s *Store) Tokens(ctx context.Context) ([]*tokenstore.Token, error) {
+func (s *Store) Tokens(ctx context.Context) (_ []*tokenstore.Token, err error) {
+	ctx, span := s.start(ctx, observe.Tokens, "")
+	defer span.End(&err)
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}

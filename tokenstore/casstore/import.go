@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/cloudtokens/cloudtokens/observe"
 	"github.com/cloudtokens/cloudtokens/tokenstore"
 	"github.com/cloudtokens/cloudtokens/tokenstore/index"
 )
@@ -17,7 +18,9 @@ import (
 // than an insert). A key that
 // another record holds gives tokenstore.ErrConflict and changes nothing.
 // Importing a token that is already stored as given writes nothing.
-func (s *Store) ImportToken(ctx context.Context, t *tokenstore.Token) error {
+func (s *Store) ImportToken(ctx context.Context, t *tokenstore.Token) (err error) {
+	ctx, span := s.start(ctx, observe.ImportToken, tokenIDOfToken(t))
+	defer span.End(&err)
 	if t == nil {
 		return fmt.Errorf("%w: nil token", tokenstore.ErrInvalidToken)
 	}
@@ -71,8 +74,13 @@ func (s *Store) ImportToken(ctx context.Context, t *tokenstore.Token) error {
 // tokens work well. The result has one error per token, nil for the
 // tokens imported; the tokens of a batch are independent: one that fails
 // does not stop the others.
-func (s *Store) ImportTokens(ctx context.Context, toks []*tokenstore.Token) []error {
-	errs := make([]error, len(toks))
+func (s *Store) ImportTokens(ctx context.Context, toks []*tokenstore.Token) (errs []error) {
+	ctx, span := s.start(ctx, observe.ImportTokens, "")
+	defer func() {
+		err := errors.Join(errs...)
+		span.End(&err)
+	}()
+	errs = make([]error, len(toks))
 	var items []*importItem
 	seen := map[string]bool{}
 	for i, t := range toks {

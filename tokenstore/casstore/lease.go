@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/cloudtokens/cloudtokens/observe"
 	"github.com/cloudtokens/cloudtokens/tokenstore"
 )
 
@@ -12,7 +13,9 @@ import (
 // token's own document. A token this Store remembers is leased with one
 // write; otherwise, or when that write finds the document changed, it
 // reads the token first.
-func (s *Store) AcquireLease(ctx context.Context, id, holder string, ttl time.Duration) (bool, error) {
+func (s *Store) AcquireLease(ctx context.Context, id, holder string, ttl time.Duration) (_ bool, err error) {
+	ctx, span := s.start(ctx, observe.AcquireLease, id)
+	defer span.End(&err)
 	if err := tokenstore.ValidateID(id); err != nil {
 		return false, err
 	}
@@ -50,7 +53,9 @@ func (s *Store) writeLease(ctx context.Context, st *storedToken, holder string, 
 
 // ReleaseLease implements tokenstore.Leaser. Saving the token also
 // releases it.
-func (s *Store) ReleaseLease(ctx context.Context, id, holder string) error {
+func (s *Store) ReleaseLease(ctx context.Context, id, holder string) (err error) {
+	ctx, span := s.start(ctx, observe.ReleaseLease, id)
+	defer span.End(&err)
 	if err := tokenstore.ValidateID(id); err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/bits"
 
+	"github.com/cloudtokens/cloudtokens/observe"
 	"github.com/cloudtokens/cloudtokens/tokenstore/index"
 )
 
@@ -22,7 +23,9 @@ import (
 // dropped by the next claim or by Repair. Other shard counts are refused
 // with index.ErrLayout: copy the tokens into a new prefix with
 // ImportTokens (the cloudtokens CLI's migrate command does it).
-func (s *Store) Migrate(ctx context.Context) (bool, error) {
+func (s *Store) Migrate(ctx context.Context) (changed bool, err error) {
+	ctx, span := s.start(ctx, observe.Migrate, "")
+	defer span.End(&err)
 	b0, _, err := s.readBucket(ctx, 0, nil)
 	if err != nil {
 		return false, err

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cloudtokens/cloudtokens/observe"
 	"github.com/cloudtokens/cloudtokens/tokenstore"
 	"github.com/cloudtokens/cloudtokens/tokenstore/index"
 )
@@ -86,7 +87,9 @@ type repairingKey struct{}
 // other processes read and write (a record changed while Repair works is
 // skipped and reported); running it again changes nothing. Corrupt
 // documents are reported and left alone.
-func (s *Store) Repair(ctx context.Context) (RepairReport, error) {
+func (s *Store) Repair(ctx context.Context) (_ RepairReport, err error) {
+	ctx, span := s.start(ctx, observe.Repair, "")
+	defer span.End(&err)
 	ctx = context.WithValue(ctx, repairingKey{}, true)
 	var rep RepairReport
 	sv, err := s.takeSurvey(ctx)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cloudtokens/cloudtokens/observe"
 	"github.com/cloudtokens/cloudtokens/tokenstore"
 	"github.com/cloudtokens/cloudtokens/tokenstore/index"
 )
@@ -37,8 +38,13 @@ import (
 // can hold one key.
 
 // SaveToken implements tokenstore.Store.
-func (s *Store) SaveToken(ctx context.Context, t *tokenstore.Token) error {
-	return s.save(ctx, t, nil)
+func (s *Store) SaveToken(ctx context.Context, t *tokenstore.Token) (err error) {
+	ctx, span := s.start(ctx, observe.SaveToken, tokenIDOfToken(t))
+	defer span.End(&err)
+	if err = s.save(ctx, t, nil); err == nil {
+		span.SetTokenID(t.ID)
+	}
+	return err
 }
 
 // SaveTokenLeased implements [tokenstore.LeaseSaver]: SaveToken, with
@@ -46,11 +52,16 @@ func (s *Store) SaveToken(ctx context.Context, t *tokenstore.Token) error {
 // process that refreshed a token can so refresh it the next time without
 // a lease write of its own (see package tokensource), which halves the
 // versions a refresh costs on AWS and the writes on GCP.
-func (s *Store) SaveTokenLeased(ctx context.Context, t *tokenstore.Token, holder string, until time.Time) error {
+func (s *Store) SaveTokenLeased(ctx context.Context, t *tokenstore.Token, holder string, until time.Time) (err error) {
+	ctx, span := s.start(ctx, observe.SaveTokenLeased, tokenIDOfToken(t))
+	defer span.End(&err)
 	if holder == "" {
 		return fmt.Errorf("%w: lease without a holder", tokenstore.ErrInvalidToken)
 	}
-	return s.save(ctx, t, &tokenstore.Lease{Holder: holder, Until: until.UnixMilli()})
+	if err = s.save(ctx, t, &tokenstore.Lease{Holder: holder, Until: until.UnixMilli()}); err == nil {
+		span.SetTokenID(t.ID)
+	}
+	return err
 }
 
 func (s *Store) save(ctx context.Context, t *tokenstore.Token, lease *tokenstore.Lease) error {

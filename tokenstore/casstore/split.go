@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/bits"
 
+	"github.com/cloudtokens/cloudtokens/observe"
 	"github.com/cloudtokens/cloudtokens/tokenstore"
 	"github.com/cloudtokens/cloudtokens/tokenstore/index"
 )
@@ -111,6 +112,7 @@ func (s *Store) splitOnce(ctx context.Context, p, c, m int) error {
 	}
 	s.grow(c + 1)
 	s.opts.Logger.DebugContext(ctx, "cloudtokens: index grew", "buckets", c+1, "split", p)
+	s.emit(ctx, observe.Event{Kind: observe.Split, Bucket: p, Buckets: c + 1})
 	if p != 0 && bits.OnesCount(uint(c+1)) == 1 {
 		s.hintBuckets(ctx, c+1)
 	}

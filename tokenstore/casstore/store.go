@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cloudtokens/cloudtokens/observe"
 	"github.com/cloudtokens/cloudtokens/tokenstore"
 )
 
@@ -63,6 +64,11 @@ type Options struct {
 	// Clock tells the time for leases, claim waits, tombstones and the
 	// write-rate accounting of the index (default time.Now).
 	Clock func() time.Time
+	// Observer, if not nil, receives every operation of the Store and
+	// every backend request, nested, and the engine's retries, fences and
+	// index splits (see package observe). Default none, at the cost of a
+	// nil check.
+	Observer observe.Observer
 }
 
 // Store implements tokenstore.Store, tokenstore.Leaser and
@@ -134,6 +140,9 @@ func New(b Backend, opts Options) *Store {
 	if opts.Quotas != nil {
 		s.quotas = *opts.Quotas
 	}
+	if opts.Observer != nil {
+		s.b = observeBackend(b, opts.Observer)
+	}
 	return s
 }
 
@@ -178,6 +187,7 @@ func (s *Store) retry(ctx context.Context, op string, attempt func() error) erro
 			return err
 		}
 		last = err
+		s.emit(ctx, observe.Event{Kind: observe.Retry, Attempt: i + 1, Err: err})
 	}
 	return conflict(op, s.opts.MaxAttempts, last)
 }
