@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/cloudtokens/cloudtokens/tokenstore"
 )
@@ -15,6 +16,7 @@ type storedToken struct {
 	tok     *tokenstore.Token
 	meta    tokenstore.Meta
 	version string
+	wrote   time.Time // when this Store wrote it (zero: read)
 }
 
 func (st *storedToken) tombstone() bool { return st.meta.Deleted != 0 }
@@ -34,15 +36,29 @@ func decodeToken(id string, value []byte, version string) (*storedToken, error) 
 // read that returns an older generation than the Store has seen (a
 // replica that lags, see the package documentation on consistency) gives
 // the remembered document instead: a Store never goes back in time.
+//
+// A read that finds nothing where this Store wrote a live token less than
+// Options.StaleReadWait ago (a replica that does not show the new token
+// yet) is retried with backoff until the token shows or that time has
+// passed.
 func (s *Store) readDoc(ctx context.Context, id string) (*storedToken, error) {
-	obj, err := s.b.Read(ctx, TokenName(id))
-	if err != nil {
+	for attempt := 0; ; attempt++ {
+		obj, err := s.b.Read(ctx, TokenName(id))
 		if errors.Is(err, tokenstore.ErrNotFound) {
+			if known := s.recent.get(id); known != nil && !known.tombstone() && time.Since(known.wrote) < s.opts.StaleReadWait {
+				if werr := backoff(ctx, attempt+1); werr != nil {
+					return nil, werr
+				}
+				continue
+			}
 			s.recent.forget(id)
+			return nil, err
 		}
-		return nil, err
+		if err != nil {
+			return nil, err
+		}
+		return s.admit(id, obj.Value, obj.Version)
 	}
-	return s.admit(id, obj.Value, obj.Version)
 }
 
 // admit decodes a document read from the backend and reconciles it with
@@ -95,7 +111,7 @@ func (s *Store) writeDoc(ctx context.Context, st *storedToken, next *tokenstore.
 		s.recent.forget(next.ID)
 		return nil, err
 	}
-	out := &storedToken{tok: next.Clone(), meta: meta, version: version}
+	out := &storedToken{tok: next.Clone(), meta: meta, version: version, wrote: time.Now()}
 	s.recent.put(out)
 	return out, nil
 }

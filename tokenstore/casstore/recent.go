@@ -51,7 +51,7 @@ func (r *recentDocs) put(st *storedToken) {
 	if r.max <= 0 || st == nil || st.version == "" {
 		return
 	}
-	c := &storedToken{tok: st.tok.Clone(), meta: st.meta, version: st.version}
+	c := &storedToken{tok: st.tok.Clone(), meta: st.meta, version: st.version, wrote: st.wrote}
 	if st.meta.Lease != nil {
 		l := *st.meta.Lease
 		c.meta.Lease = &l

@@ -50,6 +50,12 @@ type Options struct {
 	// save that is about to finish. It bounds how long a user stays
 	// blocked after a process died in the middle of saving them.
 	ClaimWait time.Duration
+	// StaleReadWait is how long after writing a token this Store retries
+	// a read that does not find it (a lagging replica that does not show
+	// the new token yet) before it answers tokenstore.ErrNotFound (default
+	// 2 s). A read that returns an older token than this Store has read or
+	// written is answered at once with the newer one it knows.
+	StaleReadWait time.Duration
 	// CleanupTimeout bounds the clean-up an operation still does after its
 	// context ended (withdrawing claims, releasing keys, finding out what
 	// a write with a lost response did): default 30 s.
@@ -116,6 +122,9 @@ func New(b Backend, opts Options) *Store {
 	}
 	if opts.ClaimWait <= 0 {
 		opts.ClaimWait = 2 * time.Second
+	}
+	if opts.StaleReadWait <= 0 {
+		opts.StaleReadWait = 2 * time.Second
 	}
 	if opts.CleanupTimeout <= 0 {
 		opts.CleanupTimeout = 30 * time.Second
