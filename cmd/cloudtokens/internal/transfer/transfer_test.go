@@ -192,10 +192,17 @@ func TestCopyNeedsImporter(t *testing.T) {
 	}
 }
 
-// failing fails every write after the first n.
+// failing fails every write after the first n. It imports one token at a
+// time (it is not a tokenstore.BatchImporter).
 type failing struct {
-	*tokenstore.MemoryStore
+	tokenstore.Store
+	mem       *tokenstore.MemoryStore
 	n, writes int
+}
+
+func newFailing(n int) *failing {
+	m := tokenstore.NewMemoryStore()
+	return &failing{Store: m, mem: m, n: n}
 }
 
 func (f *failing) ImportToken(ctx context.Context, t *tokenstore.Token) error {
@@ -203,7 +210,7 @@ func (f *failing) ImportToken(ctx context.Context, t *tokenstore.Token) error {
 	if f.writes > f.n {
 		return errors.New("AccessDeniedException: not authorized")
 	}
-	return f.MemoryStore.ImportToken(ctx, t)
+	return f.mem.ImportToken(ctx, t)
 }
 
 func TestCopyStopsAfterConsecutiveFailures(t *testing.T) {
@@ -211,7 +218,7 @@ func TestCopyStopsAfterConsecutiveFailures(t *testing.T) {
 	for i := range 50 {
 		in = append(in, items(tok(fmt.Sprintf("t%02d", i), fmt.Sprintf("user%02d", i), 0))...)
 	}
-	f := &failing{MemoryStore: tokenstore.NewMemoryStore(), n: 5}
+	f := newFailing(5)
 	res, err := Copy(context.Background(), f, in, Options{MaxFailures: 3})
 	if !errors.Is(err, ErrTooManyFailures) || res.Inserted != 5 || res.Count(KindFailed) != 3 || f.writes != 8 {
 		t.Fatalf("err %v, result %+v, %d writes", err, res, f.writes)
