@@ -177,8 +177,12 @@ func accessDenied(err error) bool {
 }
 
 // storeFlow uses every operation of the store once and returns the first
-// error.
-func storeFlow(ctx context.Context, s *awssm.Store) error {
+// error. Its last step is a delete that a crash cut short (the secret
+// deleted, its index entries left): the next save of the user fences the
+// dead claim by creating a tombstone under the deleted name, which the
+// recovery window refuses (DescribeSecret tells it apart from a live
+// secret).
+func storeFlow(ctx context.Context, s *awssm.Store, c *secretsmanager.Client) error {
 	alice := &tokenstore.Token{UserName: "alice", ClientID: clientA, ClientSecret: secretA, RefreshToken: "ref-a", AccessToken: "acc-a"}
 	steps := []struct {
 		name string
@@ -192,6 +196,20 @@ func storeFlow(ctx context.Context, s *awssm.Store) error {
 		{"Tokens", func() error { return countTokens(ctx, s, 2) }},
 		{"Check", func() error { return check(ctx, s) }},
 		{"DeleteToken", func() error { return s.DeleteToken(ctx, alice.ID) }},
+		{"SaveToken after a crashed delete", func() error {
+			carol := &tokenstore.Token{UserName: "carol", AccessToken: "acc-c"}
+			if err := s.SaveToken(ctx, carol); err != nil {
+				return err
+			}
+			name, err := s.SecretName(carol.ID)
+			if err != nil {
+				return err
+			}
+			if _, err := c.DeleteSecret(ctx, &secretsmanager.DeleteSecretInput{SecretId: aws.String(name)}); err != nil {
+				return err
+			}
+			return s.SaveToken(ctx, &tokenstore.Token{UserName: "carol", AccessToken: "acc-c2"})
+		}},
 	}
 	for _, st := range steps {
 		if err := st.fn(); err != nil {
@@ -224,20 +242,22 @@ func TestIAMPolicy(t *testing.T) {
 	}
 	resp.Body.Close()
 
-	storeAs := func(creds aws.Credentials) *awssm.Store {
+	storeAs := func(creds aws.Credentials) (*awssm.Store, *secretsmanager.Client) {
 		cfg, err := config.LoadDefaultConfig(t.Context(), config.WithRegion("us-east-1"),
 			config.WithCredentialsProvider(credentials.StaticCredentialsProvider{Value: creds}))
 		if err != nil {
 			t.Fatal(err)
 		}
 		c := secretsmanager.NewFromConfig(cfg, func(o *secretsmanager.Options) { o.BaseEndpoint = aws.String(ep) })
-		return newStoreAt(t, c, uniquePrefix(t))
+		return newStoreAt(t, c, uniquePrefix(t), awssm.WithClaimWait(10*time.Millisecond)), c
 	}
-	if err := storeFlow(t.Context(), storeAs(full)); err != nil {
+	s, c := storeAs(full)
+	if err := storeFlow(t.Context(), s, c); err != nil {
 		t.Fatalf("with the README policy: %v", err)
 	}
 	for _, a := range actions {
-		err := storeFlow(t.Context(), storeAs(without[a]))
+		s, c := storeAs(without[a])
+		err := storeFlow(t.Context(), s, c)
 		switch {
 		case err == nil:
 			t.Errorf("without %s every operation still works: the action is not needed", a)

@@ -421,8 +421,10 @@ func (c *copier) write(ctx context.Context, entries []*entry) error {
 
 // batchSize is how many records a store that implements
 // tokenstore.BatchImporter gets per call: its index writes are grouped
-// per batch, which keeps a bulk import within the clouds' write quotas.
-const batchSize = 500
+// per batch, which keeps a bulk import within the clouds' write quotas,
+// while an interrupted import loses at most one batch of progress.
+// Options.MaxFailures then counts failures within and across batches.
+const batchSize = 100
 
 // plannedWrite is a record to write under its ID, and whether the target
 // holds the ID already.
