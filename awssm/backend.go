@@ -415,6 +415,27 @@ func (b *backend) Delete(ctx context.Context, name string) error {
 	return nil
 }
 
+// Restore implements casstore.Restorer with one RestoreSecret call: the
+// engine takes back the name of an index secret that was deleted out of
+// band with a recovery window (it never restores a token's secret). A
+// secret that is not scheduled for deletion (restored already, say by a
+// retry whose first answer was lost) is not an error.
+func (b *backend) Restore(ctx context.Context, name string) error {
+	id, err := b.secretID(name)
+	if err != nil {
+		return notFoundName("restore", name, err)
+	}
+	_, err = b.c.RestoreSecret(ctx, &secretsmanager.RestoreSecretInput{SecretId: aws.String(id)}, retryThrottling)
+	var invalidReq *types.InvalidRequestException
+	if errors.As(err, &invalidReq) && !markedDeleted(invalidReq.ErrorMessage()) {
+		return nil // not scheduled for deletion: nothing to restore
+	}
+	if err != nil {
+		return mapErr(ctx, "restore", id, err)
+	}
+	return nil
+}
+
 // Quotas implements casstore.QuotaReporter: AWS keeps at most 100
 // versions created in the last 24 hours per secret (a quota that cannot be
 // raised), and every compare-and-swap write puts a version, even one that

@@ -31,6 +31,7 @@ import (
 	"github.com/cloudtokens/cloudtokens/awssm"
 	"github.com/cloudtokens/cloudtokens/integration/backend"
 	"github.com/cloudtokens/cloudtokens/tokenstore"
+	"github.com/cloudtokens/cloudtokens/tokenstore/casstore"
 )
 
 // startPrivateMoto starts a moto_server of this test's own, on a free
@@ -181,7 +182,8 @@ func accessDenied(err error) bool {
 // deleted, its index entries left): the next save of the user fences the
 // dead claim by creating a tombstone under the deleted name, which the
 // recovery window refuses (DescribeSecret tells it apart from a live
-// secret).
+// secret). Then the index secret is deleted out of band with a recovery
+// window: Repair takes its name back (RestoreSecret) and rebuilds it.
 func storeFlow(ctx context.Context, s *awssm.Store, c *secretsmanager.Client) error {
 	alice := &tokenstore.Token{UserName: "alice", ClientID: clientA, ClientSecret: secretA, RefreshToken: "ref-a", AccessToken: "acc-a"}
 	steps := []struct {
@@ -209,6 +211,17 @@ func storeFlow(ctx context.Context, s *awssm.Store, c *secretsmanager.Client) er
 				return err
 			}
 			return s.SaveToken(ctx, &tokenstore.Token{UserName: "carol", AccessToken: "acc-c2"})
+		}},
+		{"Repair of an index deleted with a recovery window", func() error {
+			name := s.Prefix() + "/" + casstore.IndexName(0)
+			if _, err := c.DeleteSecret(ctx, &secretsmanager.DeleteSecretInput{SecretId: aws.String(name)}); err != nil {
+				return err
+			}
+			if _, err := s.Repair(ctx); err != nil {
+				return err
+			}
+			_, err := s.FindToken(ctx, &tokenstore.Token{UserName: "carol"})
+			return err
 		}},
 	}
 	for _, st := range steps {

@@ -82,6 +82,18 @@ type QuotaReporter interface {
 	Quotas() Quotas
 }
 
+// Restorer is implemented by backends whose deleted names stay taken for
+// a while (ErrDeleted), so that the Store can take back the name of a
+// lost index bucket: without it, an index deleted out of band with AWS
+// Secrets Manager's default recovery window of 7 to 30 days could not be
+// created again, and every save would fail until the window ended. The
+// Store never restores a token document: a deleted token stays deleted.
+type Restorer interface {
+	// Restore cancels the deletion of the document at name, which then
+	// reads as it was when it was deleted.
+	Restore(ctx context.Context, name string) error
+}
+
 // TokenName returns the backend name of the document of token id.
 func TokenName(id string) string { return "token-" + id }
 

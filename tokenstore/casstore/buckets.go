@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/cloudtokens/cloudtokens/observe"
 	"github.com/cloudtokens/cloudtokens/tokenstore"
@@ -79,26 +80,70 @@ var errNoBucket = errors.New("casstore: index bucket missing")
 // other than 0 is errNoBucket (wrapping tokenstore.ErrNotFound). A read
 // that returns an older generation than the Store knows gives the known
 // bucket. The result is kept in snaps.
+//
+// A bucket the Store knows exists (see expectBucket) that reads as
+// missing is read again for Options.StaleReadWait before the answer is
+// believed: a lagging replica does not show a bucket that was created
+// moments ago (by a split, or the first save of a store).
 func (s *Store) readBucket(ctx context.Context, n int, snaps bucketSnaps) (*index.Bucket, string, error) {
-	obj, err := s.b.Read(ctx, IndexName(n))
-	if errors.Is(err, tokenstore.ErrNotFound) {
-		l := s.currentLayout()
-		switch {
-		case l.fixed > 0:
-			b := index.NewFixedShard(n, l.fixed)
-			snaps.keep(n, b, "")
-			return b, "", nil
-		case n == 0:
-			b := index.NewBucket(0, 1)
-			snaps.keep(n, b, "")
-			return b, "", nil
+	var waitUntil time.Time
+	for attempt := 0; ; attempt++ {
+		obj, err := s.b.Read(ctx, IndexName(n))
+		if errors.Is(err, tokenstore.ErrNotFound) && s.expectBucket(n) {
+			if waitUntil.IsZero() {
+				waitUntil = time.Now().Add(s.opts.StaleReadWait)
+			}
+			if time.Now().Before(waitUntil) {
+				if err := backoff(ctx, attempt+2); err != nil {
+					return nil, "", err
+				}
+				continue
+			}
+			if n == 0 {
+				s.indexSeen.Store(false) // lost, not lagging
+				s.forgetBucket(0)
+			}
 		}
-		return nil, "", fmt.Errorf("%w: %w: %s", errNoBucket, tokenstore.ErrNotFound, IndexName(n))
+		if errors.Is(err, tokenstore.ErrNotFound) {
+			return s.absentBucket(n, snaps)
+		}
+		if err != nil {
+			return nil, "", err
+		}
+		return s.admitBucket(n, obj.Value, obj.Version, snaps)
 	}
-	if err != nil {
-		return nil, "", err
+}
+
+// expectBucket reports whether bucket n is known to exist: a bucket of a
+// linear layout other than 0 exists once the layout names it (a split
+// creates the new bucket before any bucket names it), and bucket 0 once
+// this Store has seen it.
+func (s *Store) expectBucket(n int) bool {
+	l := s.currentLayout()
+	if l.fixed > 0 {
+		return false
 	}
-	return s.admitBucket(n, obj.Value, obj.Version, snaps)
+	if n == 0 {
+		return s.indexSeen.Load()
+	}
+	return n < l.m
+}
+
+// absentBucket is what readBucket answers for a bucket that does not
+// exist.
+func (s *Store) absentBucket(n int, snaps bucketSnaps) (*index.Bucket, string, error) {
+	l := s.currentLayout()
+	switch {
+	case l.fixed > 0:
+		b := index.NewFixedShard(n, l.fixed)
+		snaps.keep(n, b, "")
+		return b, "", nil
+	case n == 0:
+		b := index.NewBucket(0, 1)
+		snaps.keep(n, b, "")
+		return b, "", nil
+	}
+	return nil, "", fmt.Errorf("%w: %w: %s", errNoBucket, tokenstore.ErrNotFound, IndexName(n))
 }
 
 func (s *Store) admitBucket(n int, value []byte, version string, snaps bucketSnaps) (*index.Bucket, string, error) {
@@ -112,6 +157,9 @@ func (s *Store) admitBucket(n int, value []byte, version string, snaps bucketSna
 	s.learn(b)
 	s.keepBucket(n, b, version)
 	snaps.keep(n, b, version)
+	if n == 0 {
+		s.indexSeen.Store(true)
+	}
 	return b, version, nil
 }
 
@@ -237,6 +285,9 @@ func (s *Store) modifyLocked(ctx context.Context, n int, snaps bucketSnaps, fn f
 		if !errors.Is(err, ErrVersionMismatch) && !errors.Is(err, ErrExists) && !errors.Is(err, tokenstore.ErrNotFound) {
 			return nil, err
 		}
+		if n == 0 && errors.Is(err, ErrExists) {
+			s.indexSeen.Store(true) // the read that missed it lagged
+		}
 		s.forgetBucket(n)
 		delete(snaps, n)
 		last = err
@@ -268,6 +319,9 @@ func (s *Store) writeBucket(ctx context.Context, n int, b *index.Bucket, version
 	var v string
 	if version == "" {
 		v, err = s.create(ctx, IndexName(n), doc)
+		if errors.Is(err, ErrDeleted) && s.restorer != nil {
+			v, err = s.restoreBucket(ctx, n, b)
+		}
 	} else {
 		v, err = s.update(ctx, IndexName(n), doc, version)
 	}
@@ -275,7 +329,47 @@ func (s *Store) writeBucket(ctx context.Context, n int, b *index.Bucket, version
 		return "", err
 	}
 	s.keepBucket(n, b, v)
+	if n == 0 {
+		s.indexSeen.Store(true)
+	}
 	return v, nil
+}
+
+// restoreBucket writes b over bucket n, whose name belongs to a deleted
+// bucket (an index deleted out of band, with a recovery window): it
+// restores the deleted bucket and replaces it with a compare-and-swap, at
+// a generation above the old one, so that a Store that remembers the old
+// bucket does not take the new one for a stale replica.
+func (s *Store) restoreBucket(ctx context.Context, n int, b *index.Bucket) (string, error) {
+	name := IndexName(n)
+	s.opts.Logger.WarnContext(ctx, "cloudtokens: restoring a deleted index bucket to take its name back", "bucket", n)
+	if err := s.restorer.Restore(ctx, name); err != nil {
+		return "", fmt.Errorf("casstore: restoring deleted index bucket %d: %w", n, err)
+	}
+	var obj Object
+	var err error
+	waitUntil := time.Now().Add(s.opts.StaleReadWait)
+	for attempt := 0; ; attempt++ {
+		// The restore may take a moment to show.
+		if obj, err = s.b.Read(ctx, name); !errors.Is(err, tokenstore.ErrNotFound) || time.Now().After(waitUntil) {
+			break
+		}
+		if err := backoff(ctx, attempt+2); err != nil {
+			return "", err
+		}
+	}
+	if err != nil {
+		return "", err
+	}
+	if old, derr := index.Decode(obj.Value, n); derr == nil && old.Gen >= b.Gen {
+		b.Gen = old.Gen + 1
+	}
+	doc, err := b.Encode()
+	if err != nil {
+		return "", err
+	}
+	b.EncodedSize = len(doc)
+	return s.update(ctx, name, doc, obj.Version)
 }
 
 // allBuckets reads every bucket of the index: bucket 0, then the others
@@ -288,6 +382,7 @@ func (s *Store) allBuckets(ctx context.Context, snaps bucketSnaps) ([]*index.Buc
 		return nil, nil, err
 	}
 	buckets, versions := []*index.Bucket{b0}, []string{v0}
+	waitUntil := time.Now().Add(s.opts.StaleReadWait)
 	for attempt := 0; ; attempt++ {
 		l := s.currentLayout()
 		want := l.m
@@ -329,7 +424,7 @@ func (s *Store) allBuckets(ctx context.Context, snaps bucketSnaps) ([]*index.Buc
 			_ = i
 		}
 		if missing {
-			if attempt >= 5 {
+			if time.Now().After(waitUntil) {
 				return nil, nil, fmt.Errorf("%w: %w: %s (run Repair to rebuild it)", errNoBucket, tokenstore.ErrNotFound, IndexName(len(buckets)))
 			}
 			if err := backoff(ctx, attempt+2); err != nil {

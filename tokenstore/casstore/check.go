@@ -104,8 +104,20 @@ func (sv *survey) entryState(e index.Entry) ownerState {
 	return stateOf(e, sv.docs[e.ID])
 }
 
+// live counts the live token documents of the survey.
+func (sv *survey) live() int {
+	n := 0
+	for _, st := range sv.docs {
+		if !st.tombstone() {
+			n++
+		}
+	}
+	return n
+}
+
 // takeSurvey reads every document and bucket. Missing buckets are left
 // nil rather than failing.
+
 func (s *Store) takeSurvey(ctx context.Context) (*survey, error) {
 	l, ok := s.b.(Lister)
 	if !ok {
@@ -153,6 +165,9 @@ func (s *Store) takeSurvey(ctx context.Context) (*survey, error) {
 			continue
 		}
 		sv.docs[id] = st
+	}
+	if indexDocs[0] {
+		s.indexSeen.Store(true) // a read that misses it lags (or the listing does)
 	}
 	// The buckets of the layout, as far as they can be read.
 	b0, v0, err := s.readBucket(ctx, 0, nil)

@@ -108,7 +108,11 @@ func (s *Store) fence(ctx context.Context, e index.Entry, state ownerState, st *
 		v, err := s.create(cctx, TokenName(e.ID), doc)
 		switch {
 		case errors.Is(err, ErrDeleted):
-			docs[e.ID] = &storedToken{tok: tomb, meta: meta} // gone for good
+			// Gone for good: the name can never hold a document again, so
+			// every entry of the ID is dead, whatever its generation.
+			gone := meta
+			gone.Gen = math.MaxUint64
+			docs[e.ID] = &storedToken{tok: tomb, meta: gone}
 		case errors.Is(err, ErrExists):
 			delete(docs, e.ID)
 			return fmt.Errorf("%w: token %q exists after all", errRetry, e.ID)

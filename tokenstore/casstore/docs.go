@@ -42,13 +42,15 @@ func decodeToken(id string, value []byte, version string) (*storedToken, error) 
 // yet) is retried with backoff until the token shows or that time has
 // passed.
 func (s *Store) readDoc(ctx context.Context, id string) (*storedToken, error) {
+	waited := false
 	for attempt := 0; ; attempt++ {
 		obj, err := s.b.Read(ctx, TokenName(id))
 		if errors.Is(err, tokenstore.ErrNotFound) {
-			if known := s.recent.get(id); known != nil && !known.tombstone() && time.Since(known.wrote) < s.opts.StaleReadWait {
+			if s.wroteLately(id) || waited {
 				if werr := backoff(ctx, attempt+1); werr != nil {
 					return nil, werr
 				}
+				waited = s.wroteLately(id) // after the wait, one more read
 				continue
 			}
 			s.recent.forget(id)
@@ -59,6 +61,13 @@ func (s *Store) readDoc(ctx context.Context, id string) (*storedToken, error) {
 		}
 		return s.admit(id, obj.Value, obj.Version)
 	}
+}
+
+// wroteLately reports whether this Store wrote live token id less than
+// Options.StaleReadWait ago, so that a read that misses it lags.
+func (s *Store) wroteLately(id string) bool {
+	known := s.recent.get(id)
+	return known != nil && !known.tombstone() && time.Since(known.wrote) < s.opts.StaleReadWait
 }
 
 // admit decodes a document read from the backend and reconciles it with

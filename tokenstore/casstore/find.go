@@ -191,7 +191,19 @@ func (s *Store) all(ctx context.Context) ([]*storedToken, error) {
 	out := make([]*storedToken, 0, len(res))
 	for i, r := range res {
 		if errors.Is(r.Err, tokenstore.ErrNotFound) {
-			continue // deleted since the index was read, or an insert in progress
+			if !s.wroteLately(ids[i]) {
+				continue // deleted since the index was read, or an insert in progress
+			}
+			// This Store wrote it moments ago: a lagging read.
+			st, err := s.readToken(ctx, ids[i])
+			if errors.Is(err, tokenstore.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, st)
+			continue
 		}
 		if r.Err != nil && !errors.Is(r.Err, tokenstore.ErrMalformed) {
 			return nil, r.Err

@@ -116,10 +116,22 @@ func (s *Store) Repair(ctx context.Context) (_ RepairReport, err error) {
 			return rep, err
 		}
 	}
-	rep.Corrupt = slices.Clone(sv.corrupt)
-	if err := s.rebuildBuckets(ctx, sv, &rep); err != nil {
-		return rep, err
+	for attempt := 0; ; attempt++ {
+		err := s.rebuildBuckets(ctx, sv, &rep)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, errRetry) || attempt >= 2 {
+			return rep, err
+		}
+		if err := backoff(ctx, attempt+3); err != nil {
+			return rep, err
+		}
+		if sv, err = s.takeSurvey(ctx); err != nil {
+			return rep, err
+		}
 	}
+	rep.Corrupt = slices.Clone(sv.corrupt)
 	if err := s.removeDuplicates(ctx, sv, &rep); err != nil {
 		return rep, err
 	}
@@ -130,34 +142,44 @@ func (s *Store) Repair(ctx context.Context) (_ RepairReport, err error) {
 		return rep, err
 	}
 	s.removeTombstones(ctx, sv, &rep)
-	for _, st := range sv.docs {
-		if !st.tombstone() {
-			rep.Tokens++
-		}
-	}
+	rep.Tokens = sv.live()
 	return rep, nil
 }
 
 // rebuildBuckets creates the buckets of the layout that are missing, and
 // when bucket 0 itself was lost, deletes the index documents that the new
-// layout cannot reach.
+// layout cannot reach. Bucket 0 is created first: a create that finds it
+// exists means the survey read a lagging replica, and the caller surveys
+// again (errRetry) instead of deleting buckets that a live index names.
 func (s *Store) rebuildBuckets(ctx context.Context, sv *survey, rep *RepairReport) error {
-	if sv.versions[0] == "" && sv.fixed == 0 {
+	m := len(sv.buckets)
+	newBucket := func(n int) *index.Bucket {
+		if sv.fixed > 0 {
+			return index.NewFixedShard(n, sv.fixed)
+		}
+		return index.NewBucket(n, m)
+	}
+	if sv.fixed == 0 && sv.versions[0] == "" && (sv.live() > 0 || len(sv.extra) > 0) {
+		nb := newBucket(0)
+		if _, err := s.writeBucket(ctx, 0, nb, ""); err != nil {
+			if errors.Is(err, ErrExists) {
+				return fmt.Errorf("%w: index bucket 0 exists after all (a read lagged)", errRetry)
+			}
+			return err
+		}
+		sv.buckets[0] = nb
+		rep.BucketsRebuilt++
 		for _, n := range sv.extra {
 			if err := s.remove(ctx, IndexName(n)); err != nil && !errors.Is(err, tokenstore.ErrNotFound) {
 				return err
 			}
 		}
 	}
-	m := len(sv.buckets)
 	for n, b := range sv.buckets {
 		if b != nil {
 			continue
 		}
-		nb := index.NewBucket(n, m)
-		if sv.fixed > 0 {
-			nb = index.NewFixedShard(n, sv.fixed)
-		}
+		nb := newBucket(n)
 		if _, err := s.writeBucket(ctx, n, nb, ""); err != nil && !errors.Is(err, ErrExists) {
 			return err
 		}
@@ -288,39 +310,51 @@ func (s *Store) dropEntries(ctx context.Context, sv *survey, pending map[index.E
 	return nil
 }
 
-// addEntries gives every key of every live token its entry.
+// addEntries gives every key of every live token its entry. The missing
+// entries of all tokens are added together, one write per bucket (a
+// rebuilt index of thousands of tokens must stay within AWS's quota of
+// versions per secret a day).
 func (s *Store) addEntries(ctx context.Context, sv *survey, rep *RepairReport) error {
+	type holder struct {
+		id  string
+		gen uint64
+	}
+	want := map[index.Key][]holder{}
+	var missing []index.Key
+	l := s.currentLayout()
 	for _, st := range sv.docs {
 		if st.tombstone() {
 			continue
 		}
-		id, gen := st.tok.ID, st.meta.Gen
-		keys := index.KeysOf(st.tok)
-		l := s.currentLayout()
-		var missing []index.Key
-		for _, k := range keys {
+		id := st.tok.ID
+		for _, k := range index.KeysOf(st.tok) {
 			n := l.route(k)
-			if n >= len(sv.buckets) || sv.buckets[n] == nil || !sv.buckets[n].Has(k, id) {
+			if n < len(sv.buckets) && sv.buckets[n] != nil && sv.buckets[n].Has(k, id) {
+				continue
+			}
+			if len(want[k]) == 0 {
 				missing = append(missing, k)
 			}
+			want[k] = append(want[k], holder{id, st.meta.Gen})
 		}
-		if len(missing) == 0 {
-			continue
-		}
-		err := s.modifyKeys(ctx, missing, nil, func(b *index.Bucket, keys []index.Key) (bool, error) {
-			changed := false
-			for _, k := range keys {
-				if !b.Has(k, id) {
-					b.Put(k, id, gen)
-					rep.EntriesAdded++
+	}
+	err := s.modifyKeys(ctx, missing, nil, func(b *index.Bucket, keys []index.Key) (bool, error) {
+		changed := false
+		for _, k := range keys {
+			for _, h := range want[k] {
+				if !b.Has(k, h.id) {
+					b.Put(k, h.id, h.gen)
 					changed = true
 				}
 			}
-			return changed, nil
-		})
-		if err != nil {
-			return err
 		}
+		return changed, nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range missing {
+		rep.EntriesAdded += len(want[k])
 	}
 	return nil
 }
@@ -347,7 +381,8 @@ func (s *Store) removeTombstones(ctx context.Context, sv *survey, rep *RepairRep
 }
 
 // rebuildLostIndex is called when the index has no bucket 0. If the
-// backend lists token documents, the index was lost (deleted out of band):
+// backend lists token documents and bucket 0 stays missing (a lagging
+// read is waited out), the index was lost (deleted out of band):
 // Repair rebuilds it before the store answers or inserts anything, so
 // that no save creates a second record for a token it cannot see. It
 // reports whether it repaired.
@@ -365,6 +400,14 @@ func (s *Store) rebuildLostIndex(ctx context.Context) (bool, error) {
 	}
 	if !slices.ContainsFunc(names, func(n string) bool { return strings.HasPrefix(n, "token-") }) {
 		return false, nil
+	}
+	if slices.Contains(names, IndexName(0)) {
+		// Listed but not read: a lagging read (or listing). Read it again
+		// (readBucket waits StaleReadWait for a bucket it knows exists).
+		s.indexSeen.Store(true)
+		if _, v, err := s.readBucket(ctx, 0, nil); err != nil || v != "" {
+			return false, err
+		}
 	}
 	s.opts.Logger.WarnContext(ctx, "cloudtokens: the index is missing but token documents exist; rebuilding it")
 	rep, err := s.Repair(ctx)

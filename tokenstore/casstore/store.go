@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cloudtokens/cloudtokens/observe"
@@ -50,10 +51,12 @@ type Options struct {
 	// save that is about to finish. It bounds how long a user stays
 	// blocked after a process died in the middle of saving them.
 	ClaimWait time.Duration
-	// StaleReadWait is how long after writing a token this Store retries
-	// a read that does not find it (a lagging replica that does not show
-	// the new token yet) before it answers tokenstore.ErrNotFound (default
-	// 2 s). A read that returns an older token than this Store has read or
+	// StaleReadWait is how long this Store retries a read that does not
+	// find a document it knows exists (a lagging replica that does not
+	// show it yet) before it takes the answer (default 2 s): a token it
+	// wrote less than this long ago, an index bucket that the layout
+	// names, and bucket 0 once it has seen it or a listing shows it. A
+	// read that returns an older document than this Store has read or
 	// written is answered at once with the newer one it knows.
 	StaleReadWait time.Duration
 	// CleanupTimeout bounds the clean-up an operation still does after its
@@ -80,9 +83,10 @@ type Options struct {
 // Store implements tokenstore.Store, tokenstore.Leaser and
 // tokenstore.Importer on a Backend. See the package documentation.
 type Store struct {
-	b      Backend
-	opts   Options
-	quotas Quotas
+	b        Backend
+	restorer Restorer // b's, if it has one (the observer's decorator hides it)
+	opts     Options
+	quotas   Quotas
 
 	saveMu   [64]sync.Mutex // serialises this process's saves of one key (striped)
 	bucketMu [64]sync.Mutex // serialises this process's writes to one bucket (striped)
@@ -95,6 +99,11 @@ type Store struct {
 
 	recent *recentDocs
 	claims *claimWatch
+
+	// indexSeen: this Store has seen bucket 0 exist (read, written, or
+	// listed), so a read that misses it is first taken for a lagging
+	// replica. Cleared when it stays missing for StaleReadWait (lost).
+	indexSeen atomic.Bool
 }
 
 var (
@@ -135,13 +144,15 @@ func New(b Backend, opts Options) *Store {
 	if opts.Clock == nil {
 		opts.Clock = time.Now
 	}
+	restorer, _ := b.(Restorer)
 	s := &Store{
-		b:       b,
-		opts:    opts,
-		layout:  layout{m: 1},
-		buckets: map[int]*cachedBucket{},
-		recent:  newRecentDocs(opts.RememberTokens),
-		claims:  newClaimWatch(),
+		b:        b,
+		restorer: restorer,
+		opts:     opts,
+		layout:   layout{m: 1},
+		buckets:  map[int]*cachedBucket{},
+		recent:   newRecentDocs(opts.RememberTokens),
+		claims:   newClaimWatch(),
 	}
 	if q, ok := b.(QuotaReporter); ok {
 		s.quotas = q.Quotas()
