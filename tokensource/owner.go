@@ -118,7 +118,7 @@ func (s *Source) owned(stored *tokenstore.Token) *ownership {
 	if o == nil {
 		return nil
 	}
-	if stored == nil || !sameToken(stored, o.saved) || !s.o.now().Before(o.stop) {
+	if stored == nil || !stored.Equal(o.saved) || !s.o.now().Before(o.stop) {
 		s.own = nil
 		return nil
 	}
@@ -160,14 +160,4 @@ func (s *Source) refreshOwned(ctx context.Context, t *tokenstore.Token, rejected
 		return nil, err
 	}
 	return nt, nil
-}
-
-// sameToken reports whether a and b hold the same record: every field,
-// the expiry to the millisecond (what documents keep).
-func sameToken(a, b *tokenstore.Token) bool {
-	return a.ID == b.ID && a.UserName == b.UserName && a.ClientID == b.ClientID &&
-		a.ClientSecret == b.ClientSecret && a.RefreshToken == b.RefreshToken &&
-		a.AccessToken == b.AccessToken && a.GrantToken == b.GrantToken &&
-		a.Expiry.UnixMilli() == b.Expiry.UnixMilli() && a.Expiry.IsZero() == b.Expiry.IsZero() &&
-		a.RedirectURL == b.RedirectURL && a.APIDomain == b.APIDomain
 }
