@@ -138,10 +138,10 @@
 // starts before U - L - S by its clock: with clocks that differ by less
 // than S, it has at least a lease TTL (what a normal holder gets) to call
 // the provider before anyone else can. Every other save (a new login, a
-// refresh by another process, any SaveToken) changes the record, so the
-// owner's read shows it and the owner takes the usual path, with its own
-// AcquireLease, which the compare-and-swap orders against everyone
-// else's. Two owners cannot coexist: the record names one holder and
+// refresh by another process, a SaveToken that changes something) changes
+// the record, so the owner's read shows it and the owner takes the usual
+// path, with its own AcquireLease, which the compare-and-swap orders
+// against everyone else's. Two owners cannot coexist: the record names one holder and
 // holds the token one save wrote. The assumptions: the clocks of the
 // processes sharing a store differ by less than [MaxClockSkew] (10 s;
 // NTP keeps cloud hosts within milliseconds), and a refresh takes less
