@@ -79,6 +79,17 @@ func TestOwnerRefresh(t *testing.T) {
 			e.token(t, "after it", src, "ann")
 			wantCalls(t, "after it", calls(), map[string]int{})
 		}
+		// Idle through the window (it ends 45 s before expiry): at 44 s
+		// left the token is served as it is, and at 4 s left the owner
+		// refreshes the usual way, with the lease.
+		e.advanceTo(t, "ann", 44*time.Second)
+		e.token(t, "44 s left", src, "ann")
+		e.wantRefreshes(t, "44 s left", 3)
+		wantCalls(t, "44 s left", calls(), map[string]int{})
+		e.advanceTo(t, "ann", pastLease)
+		e.token(t, "4 s left", src, "ann")
+		e.wantRefreshes(t, "4 s left", 4)
+		wantCalls(t, "4 s left", calls(), map[string]int{"FindTokenByID": 2, "AcquireLease": 1, "SaveTokenLeased": 1})
 	})
 	t.Run("without LeaseSaver", func(t *testing.T) {
 		e := newEnv(t, withoutLeaseSaver(memoryStore), oauthtest.WithRotation(true), oauthtest.WithReuseDetection(true))
