@@ -29,7 +29,7 @@ func TestAuthStyleDetection(t *testing.T) {
 		{"either", oauthtest.ClientAuthAny, 0},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			e := newEnv(t, tokenstore.NewMemoryStore(), oauthtest.WithClientAuthMethod(c.method), oauthtest.WithLimit(0, 0))
+			e := newEnv(t, memoryStore, oauthtest.WithClientAuthMethod(c.method), oauthtest.WithLimit(0, 0))
 			if e.cfg.AuthStyle != oauth2.AuthStyleAutoDetect {
 				t.Fatal("the test needs the zero AuthStyle")
 			}
@@ -68,7 +68,7 @@ func TestAuthStyleDetection(t *testing.T) {
 // against a client_secret_basic-only provider (ORY Hydra's default) works
 // on the first Token call, with one request.
 func TestConfigFromOAuth2BasicOnly(t *testing.T) {
-	e := newEnv(t, tokenstore.NewMemoryStore(), oauthtest.WithClientAuthMethod(oauthtest.ClientSecretBasic))
+	e := newEnv(t, memoryStore, oauthtest.WithClientAuthMethod(oauthtest.ClientSecretBasic))
 	oc := &oauth2.Config{ClientID: e.srv.ClientID(), ClientSecret: e.srv.ClientSecret(),
 		Endpoint: oauth2.Endpoint{TokenURL: e.srv.TokenURL}}
 	e.cfg = tokensource.ConfigFromOAuth2(oc, e.srv.RevokeURL)
@@ -93,7 +93,7 @@ func TestExplicitAuthStyleMismatch(t *testing.T) {
 		{oauth2.AuthStyleInParams, oauthtest.ClientSecretBasic, "oauth2.AuthStyleInHeader"},
 		{oauth2.AuthStyleInHeader, oauthtest.ClientSecretPost, "oauth2.AuthStyleInParams"},
 	} {
-		e := newEnv(t, tokenstore.NewMemoryStore(), oauthtest.WithClientAuthMethod(c.method))
+		e := newEnv(t, memoryStore, oauthtest.WithClientAuthMethod(c.method))
 		e.cfg.AuthStyle = c.style
 		src := e.source(t, &tokenstore.Token{UserName: "kai", GrantToken: e.srv.IssueGrant("kai")})
 		_, err := src.Token()
@@ -112,7 +112,7 @@ func TestExplicitAuthStyleMismatch(t *testing.T) {
 // TestAuthStyleWrongSecret: wrong credentials are rejected in both styles;
 // the error says so, and nothing is remembered.
 func TestAuthStyleWrongSecret(t *testing.T) {
-	e := newEnv(t, tokenstore.NewMemoryStore())
+	e := newEnv(t, memoryStore)
 	e.cfg.ClientSecret = "wrong"
 	src := e.source(t, &tokenstore.Token{UserName: "lou", GrantToken: e.srv.IssueGrant("lou")})
 	_, err := src.Token()

@@ -185,7 +185,9 @@ func applyOptions(opts []Option) (options, error) {
 // at least twice per lifetime (a 5 s margin on a 3 s token: on every
 // call); the Source then uses a tenth of the lifetime instead and logs a
 // warning once. The lifetime is the one the provider stated in this
-// process's last answer for the same token URL and client.
+// process's last answer for the same token URL and client. The Source
+// that owns a token's lease refreshes earlier, in its window (see "The
+// owner's refresh" in the package documentation).
 func WithRefreshMargin(d time.Duration) Option {
 	return func(o *options) error {
 		if d < 0 {
@@ -265,8 +267,11 @@ func WithoutLease() Option {
 }
 
 // WithClock sets the clock that decides token expiry and backoff (default
-// [time.Now]). Waiting (lease polls) uses real time. A nil clock is an
-// error.
+// [time.Now]). It also times the lease a save gives the Source ("The
+// owner's refresh" in the package documentation), which the store judges
+// by its own clock: give the store the same one
+// ([tokenstore.NewMemoryStoreWithClock], casstore's Options.Clock).
+// Waiting (lease polls) uses real time. A nil clock is an error.
 func WithClock(now func() time.Time) Option {
 	return func(o *options) error {
 		if now == nil {

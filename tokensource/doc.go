@@ -47,10 +47,11 @@
 //  3. with neither an access nor a refresh token, exchanges the grant
 //     code (grant_type=authorization_code);
 //  4. with less than the margin left, refreshes (grant_type=refresh_token);
-//  5. saves the new token with SaveToken before returning it. If the save
-//     fails the error is returned and the token kept in memory; the next
-//     call saves it first. The save runs even if the caller's context
-//     ends, because a rotated refresh token must not be lost.
+//  5. saves the new token with SaveToken (SaveTokenLeased, see "The
+//     owner's refresh") before returning it. If the save fails the error
+//     is returned and the token kept in memory; the next call saves it
+//     first. The save runs even if the caller's context ends, because a
+//     rotated refresh token must not be lost.
 //
 // The returned [oauth2.Token] carries the access token, the expiry and, in
 // Extra, the API domain ([ExtraAPIDomain]) and record ID ([ExtraTokenID]);
@@ -88,6 +89,81 @@
 // provider, also when the provider rotates refresh tokens
 // ([github.com/cloudtokens/cloudtokens/tokensource/tokensourcetest.Run]
 // proves it on every store).
+//
+// A process that cannot get the lease although its token is still valid
+// for longer than it would wait (another process owns the lease, below,
+// and this one has a larger margin) serves that token instead of
+// waiting.
+//
+// # The owner's refresh
+//
+// On a store that also implements [tokenstore.LeaseSaver] (every
+// casstore-based store and the [tokenstore.MemoryStore]), the lease costs
+// no write of its own in the usual case, a long-running process (a
+// [Pool]) that refreshes its users' tokens again and again: the save of
+// a new token (a refresh or a login) gives the saving Source the lease on
+// the record in the same write, until expiry - margin (the margin in
+// effect, after the clamp), and the Source remembers it owns the next
+// refresh. With margin m, lease TTL L and [MaxClockSkew] S:
+//
+//   - the other processes refresh when less than m is left, at
+//     expiry - m, exactly when that lease lapses; before that their
+//     AcquireLease fails and they wait as above (or serve their still
+//     valid token);
+//   - the owner refreshes early, in its window: from expiry - lead, with
+//     lead = m + L + S + 1 minute (at most half the lifetime), until
+//     expiry - m - L - S, while its lease has at least a lease TTL and the
+//     clock skew left. Defaults: from 105 s to 45 s before expiry; tokens
+//     of 90 s or less get no window and no such lease. In the window a
+//     call reads the record (1 read, as under a lease) and refreshes
+//     without taking the lease only if the record is exactly what the
+//     owner saved; its save carries its lease again, so a busy owner
+//     keeps owning. A refresh in the window that fails serves the valid
+//     token and backs off. A token the API rejects (HTTP 401) the owner
+//     refreshes the same way at any time before that end;
+//   - an owner idle through its window lets the lease lapse, and whoever
+//     needs the token first after expiry - m refreshes it with the usual
+//     lease (and owns it from then on): no one waits longer than before.
+//
+// A refresh then costs 1 read and 1 write instead of 2 reads and 2
+// writes (on AWS 1 secret version instead of 2; on GCP 3 write requests
+// instead of 6).
+//
+// Why one expiry cannot be refreshed twice. A refresh token is sent only
+// by a Source that took the lease with AcquireLease, or by the owner,
+// whose save wrote the record with its lease until U. Any other process
+// can take the lease only once U has passed by its clock (the lease is in
+// the record, and AcquireLease is a compare-and-swap against the stored
+// state), or after another save of the record ended the lease. The owner
+// starts before U - L - S by its clock: with clocks that differ by less
+// than S, it has at least a lease TTL (what a normal holder gets) to call
+// the provider before anyone else can. Every other save (a new login, a
+// refresh by another process, a SaveToken that changes something) changes
+// the record, so the owner's read shows it and the owner takes the usual
+// path, with its own AcquireLease, which the compare-and-swap orders
+// against everyone else's. Two owners cannot coexist: the record names one holder and
+// holds the token one save wrote. The assumptions: the clocks of the
+// processes sharing a store differ by less than [MaxClockSkew] (10 s;
+// NTP keeps cloud hosts within milliseconds), and a refresh takes less
+// than the lease TTL (as for every lease). Two limits follow from the
+// store's interface: a save that changes nothing in the record also ends
+// the lease, unseen by the owner's read; and on a store whose reads may
+// lag another process's write (GCP Secret Manager aliases), the owner can
+// miss a new login saved within the lag, refresh the old chain once and
+// save it over the login. Neither sends a refresh token twice unless
+// another process also refreshes before U, which only a token rejected
+// by the API or a larger margin makes it do.
+//
+// A process that gets a token rejected by the API while another process
+// owns the lease waits for the owner's next token like any lease waiter,
+// and fails with [ErrLeaseTimeout] if none comes before its wait ends.
+//
+// A Source built with a clock of its own ([WithClock]) times these
+// leases by it, so the store must judge leases by the same clock (in
+// production both are [time.Now]; in tests, see
+// [tokenstore.NewMemoryStoreWithClock] and casstore's Options.Clock). A
+// store wrapper that embeds a store and overrides SaveToken must override
+// SaveTokenLeased too, or hide it.
 //
 // Without a Leaser (or [WithoutLease]) the protocol is best effort: the
 // refresh follows a fresh read; a refresh the provider rejects because

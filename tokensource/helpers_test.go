@@ -34,19 +34,28 @@ func (c *clock) Advance(d time.Duration) {
 	c.now = c.now.Add(d)
 }
 
+// storeFunc opens a store whose leases lapse by now, the test's clock:
+// the leases a Source saves with a token are timed by its clock.
+type storeFunc = func(now func() time.Time) tokenstore.Store
+
+// memoryStore is a storeFunc for a tokenstore.MemoryStore.
+func memoryStore(now func() time.Time) tokenstore.Store {
+	return tokenstore.NewMemoryStoreWithClock(now)
+}
+
 // storeKinds are the stores every lifecycle test runs on.
 var storeKinds = []struct {
 	name string
-	new  func() tokenstore.Store
+	new  storeFunc
 }{
-	{"memory", func() tokenstore.Store { return tokenstore.NewMemoryStore() }},
-	{"casstore", func() tokenstore.Store {
-		return casstore.New(casstore.NewMemoryBackend(), casstore.Options{Logger: quietLogger()})
+	{"memory", memoryStore},
+	{"casstore", func(now func() time.Time) tokenstore.Store {
+		return casstore.New(casstore.NewMemoryBackend(), casstore.Options{Logger: quietLogger(), Clock: now})
 	}},
 }
 
 // forEachStore runs f as a subtest per store kind.
-func forEachStore(t *testing.T, f func(t *testing.T, newStore func() tokenstore.Store)) {
+func forEachStore(t *testing.T, f func(t *testing.T, newStore storeFunc)) {
 	for _, k := range storeKinds {
 		t.Run(k.name, func(t *testing.T) { f(t, k.new) })
 	}
@@ -54,6 +63,21 @@ func forEachStore(t *testing.T, f func(t *testing.T, newStore func() tokenstore.
 
 // noLease hides a store's Leaser.
 type noLease struct{ tokenstore.Store }
+
+// leaseOnly hides a store's tokenstore.LeaseSaver: a store with leases
+// only (a third-party one), on which every refresh takes the lease.
+type leaseOnly struct {
+	tokenstore.Store
+	tokenstore.Leaser
+}
+
+// withoutLeaseSaver opens newStore's store as a leaseOnly.
+func withoutLeaseSaver(newStore storeFunc) storeFunc {
+	return func(now func() time.Time) tokenstore.Store {
+		s := newStore(now)
+		return leaseOnly{s, s.(tokenstore.Leaser)}
+	}
+}
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
@@ -63,13 +87,24 @@ type env struct {
 	clk   *clock
 	store tokenstore.Store
 	cfg   tokensource.Config
+	// via, if set, is the store the env's Sources use (a counting
+	// wrapper of store, say).
+	via tokenstore.Store
 }
 
-func newEnv(t *testing.T, store tokenstore.Store, opts ...oauthtest.Option) *env {
+// countCalls makes the env's Sources made from now on use a counting
+// wrapper of its store and returns the wrapper's calls function.
+func (e *env) countCalls() func() map[string]int {
+	var calls func() map[string]int
+	e.via, calls = counting(e.store)
+	return calls
+}
+
+func newEnv(t *testing.T, newStore storeFunc, opts ...oauthtest.Option) *env {
 	t.Helper()
 	clk := newClock()
 	srv := oauthtest.Start(t, append([]oauthtest.Option{oauthtest.WithClock(clk.Now)}, opts...)...)
-	return &env{srv: srv, clk: clk, store: store, cfg: cfgOf(srv)}
+	return &env{srv: srv, clk: clk, store: newStore(clk.Now), cfg: cfgOf(srv)}
 }
 
 func cfgOf(srv *oauthtest.Server) tokensource.Config {
@@ -85,7 +120,11 @@ func cfgOf(srv *oauthtest.Server) tokensource.Config {
 func (e *env) source(t *testing.T, partial *tokenstore.Token, opts ...tokensource.Option) *tokensource.Source {
 	t.Helper()
 	opts = append([]tokensource.Option{tokensource.WithClock(e.clk.Now), tokensource.WithLogger(quietLogger())}, opts...)
-	src, err := tokensource.New(e.store, partial, e.cfg, opts...)
+	store := e.store
+	if e.via != nil {
+		store = e.via
+	}
+	src, err := tokensource.New(store, partial, e.cfg, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -90,7 +90,7 @@ func TestInvalidConfig(t *testing.T) {
 // TestMarginClampWarnsOnce: a margin above the lifetime is clamped with
 // one warning per Source, and the token is not refreshed on every call.
 func TestMarginClampWarnsOnce(t *testing.T) {
-	e := newEnv(t, tokenstore.NewMemoryStore(), oauthtest.WithLifetime(3*time.Second), oauthtest.WithLimit(0, 0))
+	e := newEnv(t, memoryStore, oauthtest.WithLifetime(3*time.Second), oauthtest.WithLimit(0, 0))
 	logs := &logBuffer{}
 	src := e.login(t, "hal", tokensource.WithLogger(logs.logger()), tokensource.WithRefreshMargin(time.Minute))
 	for range 50 {
@@ -107,7 +107,7 @@ func TestMarginClampWarnsOnce(t *testing.T) {
 		t.Fatalf("%d clamp warnings, want 1:\n%s", n, logs.String())
 	}
 	// A margin under half the lifetime is not touched.
-	e2 := newEnv(t, tokenstore.NewMemoryStore(), oauthtest.WithLifetime(time.Hour))
+	e2 := newEnv(t, memoryStore, oauthtest.WithLifetime(time.Hour))
 	src2 := e2.login(t, "ian", tokensource.WithRefreshMargin(29*time.Minute))
 	e2.clk.Advance(31*time.Minute + time.Second)
 	if _, err := src2.Token(); err != nil || e2.srv.Refreshes() != 1 {
@@ -120,7 +120,7 @@ func TestMarginClampWarnsOnce(t *testing.T) {
 func TestLogsWithoutPersonalData(t *testing.T) {
 	const user = "alice.personal@example.com"
 	run := func(t *testing.T, opts ...tokensource.Option) (string, []string, string) {
-		e := newEnv(t, tokenstore.NewMemoryStore(), oauthtest.WithRotation(true))
+		e := newEnv(t, memoryStore, oauthtest.WithRotation(true))
 		logs := &logBuffer{}
 		grant := e.srv.IssueGrant(user)
 		opts = append([]tokensource.Option{tokensource.WithLogger(logs.logger())}, opts...)

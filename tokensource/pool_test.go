@@ -38,8 +38,8 @@ func wantCalls(t *testing.T, what string, got, want map[string]int) {
 // token with 0 store calls and 0 provider calls, by user name and by ID
 // alike (one Source).
 func TestPoolWarmTokenNoCalls(t *testing.T) {
-	forEachStore(t, func(t *testing.T, newStore func() tokenstore.Store) {
-		e := newEnv(t, newStore())
+	forEachStore(t, func(t *testing.T, newStore storeFunc) {
+		e := newEnv(t, newStore)
 		e.login(t, "alice@example.com")
 		id := e.stored(t, "alice@example.com").ID
 		store, calls := counting(e.store)
@@ -91,10 +91,13 @@ func TestPoolWarmTokenNoCalls(t *testing.T) {
 
 // TestPoolExpiryOneRefresh: 50 goroutines asking for an expired token
 // cause 1 refresh and the documented store calls: a read (did another
-// process refresh it?), the lease, a read under the lease, the save.
+// process refresh it?), the lease, a read under the lease, the save
+// (which gives the Pool's Source the lease for the next refresh). The
+// next expiry, 50 goroutines in the owner's early window cause 1 refresh
+// with a read and the save: no lease write.
 func TestPoolExpiryOneRefresh(t *testing.T) {
-	forEachStore(t, func(t *testing.T, newStore func() tokenstore.Store) {
-		e := newEnv(t, newStore(), oauthtest.WithRotation(true), oauthtest.WithReuseDetection(true),
+	forEachStore(t, func(t *testing.T, newStore storeFunc) {
+		e := newEnv(t, newStore, oauthtest.WithRotation(true), oauthtest.WithReuseDetection(true),
 			oauthtest.WithLatency(20*time.Millisecond))
 		e.login(t, "bob")
 		store, calls := counting(e.store)
@@ -106,31 +109,36 @@ func TestPoolExpiryOneRefresh(t *testing.T) {
 		calls()
 		e.clk.Advance(time.Hour)
 
-		var wg sync.WaitGroup
-		toks := make([]string, 50)
-		errs := make([]error, 50)
-		for i := range toks {
-			wg.Go(func() {
-				tok, err := p.Token(ctxT(t), bob)
-				errs[i] = err
-				if err == nil {
-					toks[i] = tok.AccessToken
-				}
-			})
-		}
-		wg.Wait()
-		for i, err := range errs {
-			if err != nil || toks[i] != toks[0] {
-				t.Fatalf("caller %d: %v", i, err)
+		callers := func(refreshes int) string {
+			t.Helper()
+			var wg sync.WaitGroup
+			toks := make([]string, 50)
+			errs := make([]error, 50)
+			for i := range toks {
+				wg.Go(func() {
+					tok, err := p.Token(ctxT(t), bob)
+					errs[i] = err
+					if err == nil {
+						toks[i] = tok.AccessToken
+					}
+				})
 			}
+			wg.Wait()
+			for i, err := range errs {
+				if err != nil || toks[i] != toks[0] {
+					t.Fatalf("caller %d: %v", i, err)
+				}
+			}
+			if e.srv.Refreshes() != refreshes || e.srv.RefreshTokenReuses() != 0 {
+				t.Fatalf("refreshes %d, reuses %d; want %d and 0", e.srv.Refreshes(), e.srv.RefreshTokenReuses(), refreshes)
+			}
+			if st := e.stored(t, "bob"); st.AccessToken != toks[0] {
+				t.Fatal("the refreshed token is not the stored one")
+			}
+			return toks[0]
 		}
-		if e.srv.Refreshes() != 1 || e.srv.RefreshTokenReuses() != 0 {
-			t.Fatalf("refreshes %d, reuses %d; want 1 and 0", e.srv.Refreshes(), e.srv.RefreshTokenReuses())
-		}
-		wantCalls(t, "refresh", calls(), map[string]int{"FindTokenByID": 2, "AcquireLease": 1, "SaveToken": 1})
-		if st := e.stored(t, "bob"); st.AccessToken != toks[0] {
-			t.Fatal("the refreshed token is not the stored one")
-		}
+		callers(1)
+		wantCalls(t, "refresh", calls(), map[string]int{"FindTokenByID": 2, "AcquireLease": 1, "SaveTokenLeased": 1})
 		// Warm again.
 		for range 10 {
 			if _, err := p.Token(ctxT(t), bob); err != nil {
@@ -138,13 +146,17 @@ func TestPoolExpiryOneRefresh(t *testing.T) {
 			}
 		}
 		wantCalls(t, "after the refresh", calls(), map[string]int{})
+
+		e.clk.Advance(time.Hour - 90*time.Second) // 90 s left: the owner's window
+		callers(2)
+		wantCalls(t, "the owner's refresh", calls(), map[string]int{"FindTokenByID": 1, "SaveTokenLeased": 1})
 	})
 }
 
 // TestPoolConcurrentColdCalls: concurrent first calls for one identity
 // make one Source and one store read.
 func TestPoolConcurrentColdCalls(t *testing.T) {
-	e := newEnv(t, tokenstore.NewMemoryStore())
+	e := newEnv(t, memoryStore)
 	e.login(t, "cara")
 	store, calls := counting(e.store)
 	p := e.pool(t, store)
@@ -167,7 +179,7 @@ func TestPoolConcurrentColdCalls(t *testing.T) {
 // the user name of the same record become one once the second has found
 // the record.
 func TestPoolIdentitiesShareSource(t *testing.T) {
-	e := newEnv(t, tokenstore.NewMemoryStore())
+	e := newEnv(t, memoryStore)
 	e.login(t, "dora")
 	id := e.stored(t, "dora").ID
 	store, calls := counting(e.store)
@@ -195,7 +207,7 @@ func TestPoolIdentitiesShareSource(t *testing.T) {
 // TestPoolLogin: a who with a grant code is a login; it gets a Source that
 // exchanges the code and then serves the record's other identities.
 func TestPoolLogin(t *testing.T) {
-	e := newEnv(t, tokenstore.NewMemoryStore(), oauthtest.WithRotation(true), oauthtest.WithReuseDetection(true))
+	e := newEnv(t, memoryStore, oauthtest.WithRotation(true), oauthtest.WithReuseDetection(true))
 	p := e.pool(t, e.store)
 	first, err := p.Token(ctxT(t), &tokenstore.Token{UserName: "eve", GrantToken: e.srv.IssueGrant("eve")})
 	if err != nil {
@@ -229,7 +241,9 @@ func TestPoolLogin(t *testing.T) {
 // Source; the identity then costs one store read and gets the same token.
 // A Source whose save failed is kept until it has saved.
 func TestPoolEvictionLosesNothing(t *testing.T) {
-	e := newEnv(t, &failingStore{MemoryStore: tokenstore.NewMemoryStore()}, oauthtest.WithRotation(true))
+	e := newEnv(t, func(now func() time.Time) tokenstore.Store {
+		return &failingStore{MemoryStore: tokenstore.NewMemoryStoreWithClock(now)}
+	}, oauthtest.WithRotation(true))
 	fs := e.store.(*failingStore)
 	for _, u := range []string{"u1", "u2", "u3"} {
 		e.login(t, u)
@@ -281,7 +295,7 @@ func TestPoolEvictionLosesNothing(t *testing.T) {
 }
 
 func TestPoolSizeBound(t *testing.T) {
-	e := newEnv(t, tokenstore.NewMemoryStore(), oauthtest.WithLimit(0, 0))
+	e := newEnv(t, memoryStore, oauthtest.WithLimit(0, 0))
 	p := e.pool(t, e.store, tokensource.WithPoolSize(5))
 	for i := range 20 {
 		u := fmt.Sprintf("user%d", i)
@@ -300,7 +314,7 @@ func TestPoolSizeBound(t *testing.T) {
 // TestPoolUnknownUser: no token is ErrNoToken; the Source stays, and a
 // login saved later by another process is found on the next call.
 func TestPoolUnknownUser(t *testing.T) {
-	e := newEnv(t, tokenstore.NewMemoryStore())
+	e := newEnv(t, memoryStore)
 	p := e.pool(t, e.store)
 	if _, err := p.Token(ctxT(t), &tokenstore.Token{UserName: "fay"}); !errors.Is(err, tokensource.ErrNoToken) || !errors.Is(err, tokenstore.ErrNotFound) {
 		t.Fatalf("unknown user: %v", err)
@@ -320,7 +334,7 @@ func TestPoolUnknownUser(t *testing.T) {
 // TestPoolRefreshPerLifetime: with the default 5 s margin, a 3 s token is
 // refreshed about once per lifetime, not on every call.
 func TestPoolRefreshPerLifetime(t *testing.T) {
-	e := newEnv(t, tokenstore.NewMemoryStore(), oauthtest.WithLifetime(3*time.Second), oauthtest.WithLimit(0, 0))
+	e := newEnv(t, memoryStore, oauthtest.WithLifetime(3*time.Second), oauthtest.WithLimit(0, 0))
 	p := e.pool(t, e.store)
 	who := &tokenstore.Token{UserName: "gil", GrantToken: e.srv.IssueGrant("gil")}
 	if _, err := p.Token(ctxT(t), who); err != nil {

@@ -37,6 +37,7 @@ const (
 type Source struct {
 	store   tokenstore.Store
 	leaser  tokenstore.Leaser // nil: best effort
+	saver   tokenstore.LeaseSaver
 	partial *tokenstore.Token // the caller's partial token, client fields filled
 	client  client
 	o       options
@@ -55,6 +56,7 @@ type Source struct {
 	cur     *tokenstore.Token // the last token read or obtained, saved
 	unsaved *tokenstore.Token // a new token whose save failed, to save first
 	fail    *failure          // the last failed token request
+	own     *ownership        // the lease this Source's last save wrote
 	// grantUsed: the partial token's grant code has been exchanged, seen
 	// in the record, or rejected while a record exists; a grant code is
 	// single-use, so it is ignored from then on.
@@ -136,6 +138,7 @@ func newSource(store tokenstore.Store, partial *tokenstore.Token, cfg Config, o 
 	}
 	if l, ok := store.(tokenstore.Leaser); ok && !o.disableLease {
 		s.leaser = l
+		s.saver, _ = store.(tokenstore.LeaseSaver)
 	}
 	return s, nil
 }
@@ -176,7 +179,7 @@ func (s *Source) Token() (*oauth2.Token, error) {
 // Extra values ExtraAPIDomain and ExtraTokenID; not the refresh token,
 // which stays in the store.
 func (s *Source) TokenContext(ctx context.Context) (*oauth2.Token, error) {
-	if t := s.cached(); s.usable(t, "") {
+	if t := s.cached(); s.usable(t, "") && !s.refreshDue(t) {
 		return s.oauth2Token(t), nil
 	}
 	t, err := s.shared(ctx, "")
@@ -286,13 +289,13 @@ func (s *Source) shared(ctx context.Context, rejected string) (*tokenstore.Token
 // obtain is the body of a flight: it returns a usable token, reading,
 // exchanging or refreshing as needed.
 func (s *Source) obtain(ctx context.Context, rejected string) (*tokenstore.Token, error) {
-	if t := s.cached(); s.usable(t, rejected) {
+	if t := s.cached(); s.usable(t, rejected) && !s.refreshDue(t) {
 		return t, nil // a flight that just ended got it
 	}
 	if err := s.saveUnsaved(ctx); err != nil {
 		return nil, err
 	}
-	if t := s.cached(); s.usable(t, rejected) {
+	if t := s.cached(); s.usable(t, rejected) && !s.refreshDue(t) {
 		return t, nil
 	}
 	for attempt := 0; ; attempt++ {
@@ -322,7 +325,11 @@ func (s *Source) obtain(ctx context.Context, rejected string) (*tokenstore.Token
 			}
 			return nil, s.failed(ctx, t, err)
 		}
+		own := s.owned(stored)
 		if s.usable(t, rejected) {
+			if own != nil && !s.o.now().Before(own.from) {
+				return s.refreshOwned(ctx, t, rejected) // early, without a lease write
+			}
 			s.succeed(t)
 			return t, nil
 		}
@@ -344,6 +351,8 @@ func (s *Source) obtain(ctx context.Context, rejected string) (*tokenstore.Token
 			return nt, nil
 		case t.RefreshToken == "":
 			return nil, fmt.Errorf("%w: the access token of token %q has expired or was rejected and there is no refresh token", ErrNoToken, t.ID)
+		case own != nil:
+			return s.refreshOwned(ctx, t, rejected) // a rejected token: no lease write either
 		case s.leaser != nil && t.ID != "":
 			return s.refreshLeased(ctx, t, rejected)
 		default:
@@ -482,6 +491,9 @@ func (s *Source) exchange(ctx context.Context, t *tokenstore.Token) (_ *tokensto
 	nt := s.apply(t, a)
 	s.mu.Lock()
 	s.exchanged = true
+	if t.GrantToken == s.partial.GrantToken {
+		s.grantUsed = true // single-use: never again, even if a later login replaces it in the record
+	}
 	s.mu.Unlock()
 	if err := s.save(ctx, nt); err != nil {
 		return nil, err
@@ -501,6 +513,7 @@ func (s *Source) refreshLeased(ctx context.Context, t *tokenstore.Token, rejecte
 	stale := t.AccessToken
 	deadline := time.Now().Add(2 * s.o.leaseTTL)
 	delay := s.o.pollInitial
+	s.disown() // the lease this takes replaces the one a save gave
 	for {
 		ok, err := s.leaser.AcquireLease(wctx, t.ID, s.holder, s.o.leaseTTL)
 		if err != nil {
@@ -510,6 +523,13 @@ func (s *Source) refreshLeased(ctx context.Context, t *tokenstore.Token, rejecte
 			s.leaseTaken(wctx, t.ID, waiting)
 			wait.End(nil)
 			return s.refreshHoldingLease(ctx, t.ID, rejected)
+		}
+		if t.AccessToken != "" && t.AccessToken != rejected && !t.Expiry.IsZero() && t.Expiry.Sub(s.o.now()) > 2*s.o.leaseTTL {
+			// Valid for longer than this wait could last: another
+			// process owns the next refresh (a larger margin than
+			// its own brought this one here early). Use the token.
+			s.succeed(t)
+			return t, nil
 		}
 		// Another process is refreshing: wait for its token.
 		if !waiting {
@@ -688,7 +708,7 @@ func (s *Source) apply(t *tokenstore.Token, a *tokenAnswer) *tokenstore.Token {
 func (s *Source) save(ctx context.Context, nt *tokenstore.Token) error {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.o.saveTimeout)
 	defer cancel()
-	if err := s.store.SaveToken(sctx, nt); err != nil {
+	if err := s.saveToken(sctx, nt); err != nil {
 		s.mu.Lock()
 		s.unsaved = nt
 		s.mu.Unlock()

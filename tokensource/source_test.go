@@ -19,8 +19,8 @@ import (
 )
 
 func TestGrantExchangeSaves(t *testing.T) {
-	forEachStore(t, func(t *testing.T, newStore func() tokenstore.Store) {
-		e := newEnv(t, newStore())
+	forEachStore(t, func(t *testing.T, newStore storeFunc) {
+		e := newEnv(t, newStore)
 		code := e.srv.IssueGrant("alice")
 		src := e.source(t, &tokenstore.Token{UserName: "alice", GrantToken: code})
 		tok, err := src.TokenContext(ctxT(t))
@@ -75,8 +75,8 @@ func TestGrantExchangeSaves(t *testing.T) {
 }
 
 func TestRefreshOnExpiry(t *testing.T) {
-	forEachStore(t, func(t *testing.T, newStore func() tokenstore.Store) {
-		e := newEnv(t, newStore(), oauthtest.WithLifetime(time.Hour))
+	forEachStore(t, func(t *testing.T, newStore storeFunc) {
+		e := newEnv(t, newStore, oauthtest.WithLifetime(time.Hour))
 		src := e.login(t, "bob")
 		first := e.stored(t, "bob")
 
@@ -107,8 +107,11 @@ func TestRefreshOnExpiry(t *testing.T) {
 	})
 }
 
+// TestRefreshMarginOption: a Source that does not own the token's lease
+// (here: a store without tokenstore.LeaseSaver) refreshes once less than
+// the margin is left; an owner refreshes earlier (TestOwnerRefresh).
 func TestRefreshMarginOption(t *testing.T) {
-	e := newEnv(t, tokenstore.NewMemoryStore())
+	e := newEnv(t, withoutLeaseSaver(memoryStore))
 	src := e.login(t, "carl", tokensource.WithRefreshMargin(10*time.Minute))
 	e.clk.Advance(49 * time.Minute)
 	if _, err := src.Token(); err != nil || e.srv.Refreshes() != 0 {
@@ -121,8 +124,8 @@ func TestRefreshMarginOption(t *testing.T) {
 }
 
 func TestSingleFlight(t *testing.T) {
-	forEachStore(t, func(t *testing.T, newStore func() tokenstore.Store) {
-		e := newEnv(t, newStore(), oauthtest.WithLatency(50*time.Millisecond), oauthtest.WithRotation(true))
+	forEachStore(t, func(t *testing.T, newStore storeFunc) {
+		e := newEnv(t, newStore, oauthtest.WithLatency(50*time.Millisecond), oauthtest.WithRotation(true))
 		src := e.login(t, "dana")
 		e.clk.Advance(2 * time.Hour)
 
@@ -168,8 +171,8 @@ func TestSingleFlight(t *testing.T) {
 // Sources (each with its own lease holder ID) over one store, 5
 // goroutines each, one expired token, rotation on.
 func TestManySourcesOneRefresh(t *testing.T) {
-	forEachStore(t, func(t *testing.T, newStore func() tokenstore.Store) {
-		e := newEnv(t, newStore(), oauthtest.WithLatency(30*time.Millisecond), oauthtest.WithRotation(true))
+	forEachStore(t, func(t *testing.T, newStore storeFunc) {
+		e := newEnv(t, newStore, oauthtest.WithLatency(30*time.Millisecond), oauthtest.WithRotation(true))
 		e.login(t, "eve")
 		before := e.stored(t, "eve")
 		e.clk.Advance(2 * time.Hour)
@@ -217,8 +220,8 @@ func TestManySourcesOneRefresh(t *testing.T) {
 // race, but with rotation exactly one refresh succeeds at the provider and
 // the losers pick up the winner's stored token.
 func TestBestEffortWithoutLease(t *testing.T) {
-	forEachStore(t, func(t *testing.T, newStore func() tokenstore.Store) {
-		e := newEnv(t, noLease{newStore()}, oauthtest.WithLatency(20*time.Millisecond), oauthtest.WithRotation(true))
+	forEachStore(t, func(t *testing.T, newStore storeFunc) {
+		e := newEnv(t, func(now func() time.Time) tokenstore.Store { return noLease{newStore(now)} }, oauthtest.WithLatency(20*time.Millisecond), oauthtest.WithRotation(true))
 		e.login(t, "fay")
 		e.clk.Advance(2 * time.Hour)
 		var wg sync.WaitGroup
@@ -254,8 +257,8 @@ func TestBestEffortWithoutLease(t *testing.T) {
 }
 
 func TestRotation(t *testing.T) {
-	forEachStore(t, func(t *testing.T, newStore func() tokenstore.Store) {
-		e := newEnv(t, newStore(), oauthtest.WithRotation(true))
+	forEachStore(t, func(t *testing.T, newStore storeFunc) {
+		e := newEnv(t, newStore, oauthtest.WithRotation(true))
 		src := e.login(t, "gil")
 		rt0 := e.stored(t, "gil").RefreshToken
 		e.clk.Advance(2 * time.Hour)
@@ -289,8 +292,8 @@ func TestRotation(t *testing.T) {
 // TestRefreshTokenPartial: a partial token with a refresh token (Zoho's
 // refresh-token flow) and no record creates the record on first use.
 func TestRefreshTokenPartial(t *testing.T) {
-	forEachStore(t, func(t *testing.T, newStore func() tokenstore.Store) {
-		e := newEnv(t, newStore())
+	forEachStore(t, func(t *testing.T, newStore storeFunc) {
+		e := newEnv(t, newStore)
 		// Get a refresh token through another store.
 		seed := &env{srv: e.srv, clk: e.clk, store: tokenstore.NewMemoryStore(), cfg: e.cfg}
 		seed.login(t, "hana")
@@ -314,7 +317,7 @@ func TestRefreshTokenPartial(t *testing.T) {
 func TestZohoExpiresStyles(t *testing.T) {
 	for _, style := range []oauthtest.ExpiresStyle{oauthtest.ExpiresInSeconds, oauthtest.ExpiresInMillis, oauthtest.ExpiresInString} {
 		t.Run(fmt.Sprint(style), func(t *testing.T) {
-			e := newEnv(t, tokenstore.NewMemoryStore(), oauthtest.WithExpiresStyle(style), oauthtest.WithLifetime(90*time.Second))
+			e := newEnv(t, memoryStore, oauthtest.WithExpiresStyle(style), oauthtest.WithLifetime(90*time.Second))
 			src := e.login(t, "ivy")
 			tok, _ := src.Token()
 			if want := e.clk.Now().Add(90 * time.Second); !tok.Expiry.Equal(want) {
@@ -328,7 +331,7 @@ func TestZohoExpiresStyles(t *testing.T) {
 }
 
 func TestAPIDomainFromAnswer(t *testing.T) {
-	e := newEnv(t, tokenstore.NewMemoryStore(), oauthtest.WithAPIDomain("https://www.zohoapis.eu"))
+	e := newEnv(t, memoryStore, oauthtest.WithAPIDomain("https://www.zohoapis.eu"))
 	src := e.login(t, "jon")
 	tok, _ := src.Token()
 	if tok.Extra(tokensource.ExtraAPIDomain) != "https://www.zohoapis.eu" || e.stored(t, "jon").APIDomain != "https://www.zohoapis.eu" {
@@ -348,7 +351,7 @@ func TestErrorsInBody(t *testing.T) {
 			{oauthtest.ErrInvalidClient, tokensource.ErrInvalidClient},
 		} {
 			t.Run(fmt.Sprintf("%d/%s", status, c.code), func(t *testing.T) {
-				e := newEnv(t, tokenstore.NewMemoryStore(), oauthtest.WithErrorStatus(status))
+				e := newEnv(t, memoryStore, oauthtest.WithErrorStatus(status))
 				// An explicit style: with auto-detection an invalid_client
 				// answer is retried in the other style (TestAuthStyle*).
 				e.cfg.AuthStyle = oauth2.AuthStyleInParams
@@ -375,8 +378,8 @@ func TestErrorsInBody(t *testing.T) {
 }
 
 func TestRevokedRefreshBacksOff(t *testing.T) {
-	forEachStore(t, func(t *testing.T, newStore func() tokenstore.Store) {
-		e := newEnv(t, newStore())
+	forEachStore(t, func(t *testing.T, newStore storeFunc) {
+		e := newEnv(t, newStore)
 		src := e.login(t, "lee", tokensource.WithBackoff(time.Minute, 4*time.Minute))
 		e.srv.RevokeUser("lee")
 		e.clk.Advance(2 * time.Hour)
@@ -430,7 +433,7 @@ func TestRevokedRefreshBacksOff(t *testing.T) {
 
 func TestAccessDeniedRateLimit(t *testing.T) {
 	// 12 s tokens: the 5 s margin is under half the lifetime, not clamped.
-	e := newEnv(t, tokenstore.NewMemoryStore(), oauthtest.WithLimit(3, 10*time.Minute), oauthtest.WithLifetime(12*time.Second))
+	e := newEnv(t, memoryStore, oauthtest.WithLimit(3, 10*time.Minute), oauthtest.WithLifetime(12*time.Second))
 	src := e.login(t, "max") // generation 1
 	for range 2 {            // generations 2 and 3
 		e.clk.Advance(8 * time.Second)
@@ -459,7 +462,7 @@ func TestAccessDeniedRateLimit(t *testing.T) {
 }
 
 func TestTransientFailureBackoff(t *testing.T) {
-	e := newEnv(t, tokenstore.NewMemoryStore())
+	e := newEnv(t, memoryStore)
 	src := e.login(t, "ned")
 	e.clk.Advance(2 * time.Hour)
 	e.srv.FailNext(2, "server_error")
@@ -487,8 +490,8 @@ func TestTransientFailureBackoff(t *testing.T) {
 // configuration left over from the first login) uses the stored token
 // after one rejected exchange.
 func TestStaleGrantInPartial(t *testing.T) {
-	forEachStore(t, func(t *testing.T, newStore func() tokenstore.Store) {
-		e := newEnv(t, newStore())
+	forEachStore(t, func(t *testing.T, newStore storeFunc) {
+		e := newEnv(t, newStore)
 		e.login(t, "olga")
 		old := e.srv.IssueGrant("olga")
 		// Exchange old elsewhere so that it is used, then re-login with a
@@ -514,7 +517,7 @@ func TestStaleGrantInPartial(t *testing.T) {
 }
 
 func TestNoToken(t *testing.T) {
-	e := newEnv(t, tokenstore.NewMemoryStore())
+	e := newEnv(t, memoryStore)
 	src := e.source(t, &tokenstore.Token{UserName: "nobody"})
 	if _, err := src.Token(); !errors.Is(err, tokensource.ErrNoToken) || !errors.Is(err, tokenstore.ErrNotFound) {
 		t.Fatalf("no record, no grant: %v", err)
@@ -538,8 +541,8 @@ func TestNoToken(t *testing.T) {
 }
 
 func TestRevoke(t *testing.T) {
-	forEachStore(t, func(t *testing.T, newStore func() tokenstore.Store) {
-		e := newEnv(t, newStore())
+	forEachStore(t, func(t *testing.T, newStore storeFunc) {
+		e := newEnv(t, newStore)
 		src := e.login(t, "pat")
 		st := e.stored(t, "pat")
 		if err := src.Revoke(ctxT(t)); err != nil {
@@ -579,7 +582,7 @@ func TestRevoke(t *testing.T) {
 }
 
 func TestRevokeKeepsRecordWhenProviderFails(t *testing.T) {
-	e := newEnv(t, tokenstore.NewMemoryStore())
+	e := newEnv(t, memoryStore)
 	e.login(t, "rita")
 	st := e.stored(t, "rita")
 	cfg := e.cfg
@@ -597,8 +600,8 @@ func TestRevokeKeepsRecordWhenProviderFails(t *testing.T) {
 }
 
 func TestTransportRetriesOnInvalidOAuthToken(t *testing.T) {
-	forEachStore(t, func(t *testing.T, newStore func() tokenstore.Store) {
-		e := newEnv(t, newStore())
+	forEachStore(t, func(t *testing.T, newStore storeFunc) {
+		e := newEnv(t, newStore)
 		src := e.login(t, "sam")
 		client := src.Client(ctxT(t))
 		get := func() (int, string) {
@@ -649,7 +652,7 @@ func TestTransportRetriesOnInvalidOAuthToken(t *testing.T) {
 // TestTransportConcurrent401: many goroutines that all get a 401 for the
 // same token cause one refresh.
 func TestTransportConcurrent401(t *testing.T) {
-	e := newEnv(t, tokenstore.NewMemoryStore(), oauthtest.WithLatency(30*time.Millisecond))
+	e := newEnv(t, memoryStore, oauthtest.WithLatency(30*time.Millisecond))
 	src := e.login(t, "tia")
 	client := src.Client(ctxT(t))
 	if _, err := src.Token(); err != nil {
@@ -679,7 +682,7 @@ func TestTransportConcurrent401(t *testing.T) {
 }
 
 func TestOAuth2NewClient(t *testing.T) {
-	e := newEnv(t, tokenstore.NewMemoryStore())
+	e := newEnv(t, memoryStore)
 	src := e.login(t, "uma")
 	resp, err := oauth2.NewClient(ctxT(t), src).Get(e.srv.APIURL)
 	if err != nil {
@@ -692,7 +695,7 @@ func TestOAuth2NewClient(t *testing.T) {
 }
 
 func TestAuthStyleInHeader(t *testing.T) {
-	e := newEnv(t, tokenstore.NewMemoryStore())
+	e := newEnv(t, memoryStore)
 	e.cfg.AuthStyle = oauth2.AuthStyleInHeader
 	e.login(t, "val")
 	if e.srv.Exchanges() != 1 {
@@ -709,7 +712,7 @@ func TestAuthStyleInHeader(t *testing.T) {
 // TestContextCancelledWaiter: a caller whose context ends stops waiting;
 // the refresh of the others goes on.
 func TestContextCancelledWaiter(t *testing.T) {
-	e := newEnv(t, tokenstore.NewMemoryStore(), oauthtest.WithLatency(200*time.Millisecond))
+	e := newEnv(t, memoryStore, oauthtest.WithLatency(200*time.Millisecond))
 	src := e.login(t, "wes")
 	e.clk.Advance(2 * time.Hour)
 	done := make(chan error, 1)
@@ -737,7 +740,7 @@ func TestNoSecretsInLogs(t *testing.T) {
 	var buf strings.Builder
 	var mu sync.Mutex
 	logger := slog.New(slog.NewJSONHandler(&lockedBuilder{b: &buf, mu: &mu}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	e := newEnv(t, tokenstore.NewMemoryStore(), oauthtest.WithRotation(true))
+	e := newEnv(t, memoryStore, oauthtest.WithRotation(true))
 	grant := e.srv.IssueGrant("xena")
 	src := e.source(t, &tokenstore.Token{UserName: "xena", GrantToken: grant}, tokensource.WithLogger(logger))
 	var secrets []string

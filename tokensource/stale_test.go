@@ -19,8 +19,8 @@ var fastPolls = tokensource.WithLeasePoll(time.Millisecond, 4*time.Millisecond)
 // superseded refresh token never reaches the provider, which would revoke
 // the whole chain (reuse detection as in ORY Hydra).
 func TestStaleReadNoRefreshTokenReuse(t *testing.T) {
-	st := newStaleStore()
-	e := newEnv(t, st, oauthtest.WithRotation(true), oauthtest.WithReuseDetection(true))
+	st := &staleStore{}
+	e := newEnv(t, st.open, oauthtest.WithRotation(true), oauthtest.WithReuseDetection(true))
 	src := e.login(t, "mia", fastPolls)
 	e.clk.Advance(2 * time.Hour)
 	if _, err := src.Token(); err != nil || e.srv.Refreshes() != 1 {
@@ -53,8 +53,8 @@ func TestStaleReadNoRefreshTokenReuse(t *testing.T) {
 // gives ErrStaleRead (which matches tokenstore.ErrConflict), without a
 // provider request.
 func TestStaleReadGivesUp(t *testing.T) {
-	st := newStaleStore()
-	e := newEnv(t, st, oauthtest.WithRotation(true), oauthtest.WithReuseDetection(true))
+	st := &staleStore{}
+	e := newEnv(t, st.open, oauthtest.WithRotation(true), oauthtest.WithReuseDetection(true))
 	src := e.login(t, "ned", fastPolls, tokensource.WithStaleReadWait(30*time.Millisecond))
 	e.clk.Advance(2 * time.Hour)
 	if _, err := src.Token(); err != nil {
@@ -81,8 +81,8 @@ func TestStaleReadGivesUp(t *testing.T) {
 // the new Source counts the old chain's refresh tokens as superseded, so a
 // stale read of the pre-login record is read again too.
 func TestStaleReadAfterRelogin(t *testing.T) {
-	st := newStaleStore()
-	e := newEnv(t, st, oauthtest.WithRotation(true), oauthtest.WithReuseDetection(true))
+	st := &staleStore{}
+	e := newEnv(t, st.open, oauthtest.WithRotation(true), oauthtest.WithReuseDetection(true))
 	p := e.pool(t, st, fastPolls)
 	if _, err := p.Token(ctxT(t), &tokenstore.Token{UserName: "ora", GrantToken: e.srv.IssueGrant("ora")}); err != nil {
 		t.Fatal(err)

@@ -22,8 +22,15 @@ type countingLeaser struct {
 	l tokenstore.Leaser
 }
 
-// counting wraps store; the result is a Leaser if store is one. calls
-// reads and zeroes the counts.
+// countingSaver is a countingLeaser over a store that is a
+// tokenstore.LeaseSaver too.
+type countingSaver struct {
+	*countingLeaser
+	s tokenstore.LeaseSaver
+}
+
+// counting wraps store; the result is a Leaser (and a LeaseSaver) if
+// store is one. calls reads and zeroes the counts.
 func counting(store tokenstore.Store) (tokenstore.Store, func() map[string]int) {
 	c := &countingStore{Store: store, calls: map[string]int{}}
 	take := func() map[string]int {
@@ -33,10 +40,15 @@ func counting(store tokenstore.Store) (tokenstore.Store, func() map[string]int) 
 		c.calls = map[string]int{}
 		return out
 	}
-	if l, ok := store.(tokenstore.Leaser); ok {
-		return &countingLeaser{countingStore: c, l: l}, take
+	l, ok := store.(tokenstore.Leaser)
+	if !ok {
+		return c, take
 	}
-	return c, take
+	cl := &countingLeaser{countingStore: c, l: l}
+	if s, ok := store.(tokenstore.LeaseSaver); ok {
+		return &countingSaver{countingLeaser: cl, s: s}, take
+	}
+	return cl, take
 }
 
 func (c *countingStore) count(op string) {
@@ -75,6 +87,11 @@ func (c *countingLeaser) AcquireLease(ctx context.Context, id, holder string, tt
 	return c.l.AcquireLease(ctx, id, holder, ttl)
 }
 
+func (c *countingSaver) SaveTokenLeased(ctx context.Context, t *tokenstore.Token, holder string, until time.Time) error {
+	c.count("SaveTokenLeased")
+	return c.s.SaveTokenLeased(ctx, t, holder, until)
+}
+
 func (c *countingLeaser) ReleaseLease(ctx context.Context, id, holder string) error {
 	c.count("ReleaseLease")
 	return c.l.ReleaseLease(ctx, id, holder)
@@ -92,8 +109,12 @@ type staleStore struct {
 	served   int                          // stale answers given
 }
 
-func newStaleStore() *staleStore {
-	return &staleStore{MemoryStore: tokenstore.NewMemoryStore(), previous: map[string]*tokenstore.Token{}}
+// open is the staleStore's storeFunc: it opens s on a MemoryStore whose
+// leases lapse by now.
+func (s *staleStore) open(now func() time.Time) tokenstore.Store {
+	s.MemoryStore = tokenstore.NewMemoryStoreWithClock(now)
+	s.previous = map[string]*tokenstore.Token{}
+	return s
 }
 
 // StaleReads makes the next n reads of a saved-over record stale (n < 0:
@@ -111,11 +132,20 @@ func (s *staleStore) Served() int {
 }
 
 func (s *staleStore) SaveToken(ctx context.Context, t *tokenstore.Token) error {
+	return s.save(ctx, t, func() error { return s.MemoryStore.SaveToken(ctx, t) })
+}
+
+func (s *staleStore) SaveTokenLeased(ctx context.Context, t *tokenstore.Token, holder string, until time.Time) error {
+	return s.save(ctx, t, func() error { return s.MemoryStore.SaveTokenLeased(ctx, t, holder, until) })
+}
+
+// save runs write, the save of t, and remembers the record before it.
+func (s *staleStore) save(ctx context.Context, t *tokenstore.Token, write func() error) error {
 	var before *tokenstore.Token
 	if t.ID != "" {
 		before, _ = s.MemoryStore.FindTokenByID(ctx, t.ID)
 	}
-	if err := s.MemoryStore.SaveToken(ctx, t); err != nil {
+	if err := write(); err != nil {
 		return err
 	}
 	if before != nil {
@@ -167,11 +197,21 @@ func (f *failingStore) Fail(on bool) {
 }
 
 func (f *failingStore) SaveToken(ctx context.Context, t *tokenstore.Token) error {
-	f.mu.Lock()
-	failing := f.failing
-	f.mu.Unlock()
-	if failing {
+	if f.down() {
 		return errSaveFailed
 	}
 	return f.MemoryStore.SaveToken(ctx, t)
+}
+
+func (f *failingStore) SaveTokenLeased(ctx context.Context, t *tokenstore.Token, holder string, until time.Time) error {
+	if f.down() {
+		return errSaveFailed
+	}
+	return f.MemoryStore.SaveTokenLeased(ctx, t, holder, until)
+}
+
+func (f *failingStore) down() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.failing
 }

@@ -17,6 +17,7 @@ type MemoryStore struct {
 	tokens map[string]*Token
 	order  []string // insertion order, for a stable Tokens result
 	leases map[string]Lease
+	now    func() time.Time // times leases
 }
 
 var (
@@ -29,7 +30,19 @@ var (
 
 // NewMemoryStore returns an empty MemoryStore.
 func NewMemoryStore() *MemoryStore {
-	return &MemoryStore{tokens: map[string]*Token{}, leases: map[string]Lease{}}
+	return NewMemoryStoreWithClock(time.Now)
+}
+
+// NewMemoryStoreWithClock returns an empty MemoryStore whose leases lapse
+// by now (nil: [time.Now]). A test that runs several token sources on one
+// store with a clock of its own (tokensource.WithClock) gives the store
+// that clock too: the leases a source writes with its token
+// ([LeaseSaver]) lapse on the source's clock.
+func NewMemoryStoreWithClock(now func() time.Time) *MemoryStore {
+	if now == nil {
+		now = time.Now
+	}
+	return &MemoryStore{tokens: map[string]*Token{}, leases: map[string]Lease{}, now: now}
 }
 
 // FindToken implements Store.
@@ -240,6 +253,9 @@ func (m *MemoryStore) AcquireLease(ctx context.Context, id, holder string, ttl t
 		return false, fmt.Errorf("%w: id %q", ErrNotFound, id)
 	}
 	now := time.Now()
+	if m.now != nil {
+		now = m.now()
+	}
 	if l, ok := m.leases[id]; ok && !l.Expired(now) && l.Holder != holder {
 		return false, nil
 	}

@@ -54,6 +54,20 @@ func (t *Token) Clone() *Token {
 	return &c
 }
 
+// Equal reports whether t and u hold the same record: every field equal,
+// the expiry to the millisecond (what a document keeps). Two nil tokens
+// are equal.
+func (t *Token) Equal(u *Token) bool {
+	if t == nil || u == nil {
+		return t == u
+	}
+	return t.ID == u.ID && t.UserName == u.UserName && t.ClientID == u.ClientID &&
+		t.ClientSecret == u.ClientSecret && t.RefreshToken == u.RefreshToken &&
+		t.AccessToken == u.AccessToken && t.GrantToken == u.GrantToken &&
+		t.Expiry.UnixMilli() == u.Expiry.UnixMilli() && t.Expiry.IsZero() == u.Expiry.IsZero() &&
+		t.RedirectURL == u.RedirectURL && t.APIDomain == u.APIDomain
+}
+
 // String returns a one-line description of t with secret values redacted.
 func (t *Token) String() string {
 	if t == nil {

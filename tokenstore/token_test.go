@@ -99,3 +99,34 @@ func TestNewIDIsUniqueAndValid(t *testing.T) {
 		seen[id] = true
 	}
 }
+
+// TestEqual: every field counts, the expiry to the millisecond a document
+// keeps.
+func TestEqual(t *testing.T) {
+	exp := time.Date(2026, 1, 2, 3, 4, 5, 6_000_000, time.UTC)
+	a := &tokenstore.Token{ID: "id", UserName: "u", ClientID: "c", ClientSecret: "s", RefreshToken: "r",
+		AccessToken: "a", GrantToken: "g", Expiry: exp, RedirectURL: "https://x", APIDomain: "https://api"}
+	b := a.Clone()
+	b.Expiry = exp.Add(999 * time.Microsecond).In(time.Local) // same millisecond, other zone
+	if !a.Equal(b) || !b.Equal(a) {
+		t.Fatal("same record, same millisecond: not equal")
+	}
+	for name, change := range map[string]func(*tokenstore.Token){
+		"ID": func(t *tokenstore.Token) { t.ID = "x" }, "UserName": func(t *tokenstore.Token) { t.UserName = "x" },
+		"ClientID": func(t *tokenstore.Token) { t.ClientID = "x" }, "ClientSecret": func(t *tokenstore.Token) { t.ClientSecret = "x" },
+		"RefreshToken": func(t *tokenstore.Token) { t.RefreshToken = "x" }, "AccessToken": func(t *tokenstore.Token) { t.AccessToken = "x" },
+		"GrantToken": func(t *tokenstore.Token) { t.GrantToken = "x" }, "Expiry": func(t *tokenstore.Token) { t.Expiry = exp.Add(time.Millisecond) },
+		"zero Expiry": func(t *tokenstore.Token) { t.Expiry = time.Time{} }, "RedirectURL": func(t *tokenstore.Token) { t.RedirectURL = "x" },
+		"APIDomain": func(t *tokenstore.Token) { t.APIDomain = "x" },
+	} {
+		c := a.Clone()
+		change(c)
+		if a.Equal(c) {
+			t.Errorf("%s differs: equal", name)
+		}
+	}
+	var none *tokenstore.Token
+	if !none.Equal(nil) || none.Equal(a) || a.Equal(nil) {
+		t.Error("nil tokens")
+	}
+}

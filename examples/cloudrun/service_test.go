@@ -37,18 +37,30 @@ var (
 	coldRequests = map[string]int{"AccessSecretVersion": 2}
 	// warmRequests: a valid token in the Pool.
 	warmRequests = map[string]int{}
-	// refreshRequests: an expired token, refreshed without rotation. A
-	// read (still expired, or refreshed by another instance?), the lease
-	// (a compare-and-swap write: GetSecret for the etag, AddSecretVersion,
+	// refreshRequests: an expired token, refreshed without rotation by an
+	// instance that did not save it. A read (still expired, or refreshed
+	// by another instance?), the lease (a compare-and-swap write: GetSecret
+	// for the etag, which this store has not seen yet, AddSecretVersion,
 	// UpdateSecret moving the alias, DestroySecretVersion of the
 	// superseded version), a read under the lease, then the save (the
-	// same write).
-	refreshRequests = map[string]int{"AccessSecretVersion": 2, "GetSecret": 2, "AddSecretVersion": 2, "UpdateSecret": 2, "DestroySecretVersion": 2}
+	// same write, etag known). Here the token was created just before (the
+	// seed's login), so its first update has no version to destroy yet.
+	refreshRequests = map[string]int{"AccessSecretVersion": 2, "GetSecret": 1, "AddSecretVersion": 2, "UpdateSecret": 2, "DestroySecretVersion": 1}
 	// refreshRotatedRequests: the same with a provider that rotates
 	// refresh tokens: the save also claims the new refresh token's index
 	// entry before the token write and releases the old one after, two
-	// compare-and-swap writes of the index shard.
-	refreshRotatedRequests = map[string]int{"AccessSecretVersion": 2, "GetSecret": 4, "AddSecretVersion": 4, "UpdateSecret": 4, "DestroySecretVersion": 4}
+	// compare-and-swap writes of the index shard (its etag read first).
+	refreshRotatedRequests = map[string]int{"AccessSecretVersion": 2, "GetSecret": 2, "AddSecretVersion": 4, "UpdateSecret": 4, "DestroySecretVersion": 2}
+	// ownerRequests: the next refresh by the instance that saved the token
+	// last, in its early window (from 105 s to 45 s before the expiry), or
+	// of a token the API rejected: its save gave it the lease for this
+	// refresh, so no lease write: a read (is the token still the one it
+	// saved?), then the save (AddSecretVersion, UpdateSecret,
+	// DestroySecretVersion), which gives it the lease again.
+	ownerRequests = map[string]int{"AccessSecretVersion": 1, "AddSecretVersion": 1, "UpdateSecret": 1, "DestroySecretVersion": 1}
+	// ownerRotatedRequests: the same with rotation: the save also moves
+	// the refresh token's index entry (two more writes).
+	ownerRotatedRequests = map[string]int{"AccessSecretVersion": 1, "AddSecretVersion": 3, "UpdateSecret": 3, "DestroySecretVersion": 3}
 	// takeOverRequests: an expired token that another instance has
 	// refreshed already.
 	takeOverRequests = map[string]int{"AccessSecretVersion": 1}
@@ -136,7 +148,10 @@ func newSetup(t *testing.T, rotate bool) *setup {
 	}
 	login, err := tokensource.New(seed, &tokenstore.Token{UserName: s.user, GrantToken: s.provider.IssueGrant(s.user)},
 		tokensource.Config{TokenURL: s.provider.TokenURL, ClientID: s.provider.ClientID(), ClientSecret: s.provider.ClientSecret()},
-		tokensource.WithClock(s.clk.Now))
+		// Without the lease its save would give it until the expiry: that
+		// lease lapses by the store's clock, the real one, which this test's
+		// clock leaves behind.
+		tokensource.WithClock(s.clk.Now), tokensource.WithoutLease())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,12 +227,12 @@ func wantRequests(t *testing.T, what string, got, want map[string]int) {
 
 func TestServiceRequestCounts(t *testing.T) {
 	for _, c := range []struct {
-		name    string
-		rotate  bool
-		refresh map[string]int
+		name           string
+		rotate         bool
+		refresh, owner map[string]int
 	}{
-		{"no rotation", false, refreshRequests},
-		{"rotation", true, refreshRotatedRequests},
+		{"no rotation", false, refreshRequests, ownerRequests},
+		{"rotation", true, refreshRotatedRequests, ownerRotatedRequests},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s := newSetup(t, c.rotate)
@@ -243,10 +258,19 @@ func TestServiceRequestCounts(t *testing.T) {
 				s.invoke(t, svc)
 			}
 			wantRequests(t, "warm after the refresh", sm.take(), warmRequests)
+			// The next expiry: this instance saved the token, so it owns
+			// the next refresh and makes it early, without a lease write.
+			s.clk.Advance(time.Hour - 90*time.Second)
+			s.invoke(t, svc)
+			wantRequests(t, "the owner's refresh", sm.take(), c.owner)
+			if s.provider.Refreshes() != 2 {
+				t.Fatalf("the owner's refresh: %d refreshes", s.provider.Refreshes())
+			}
+			// The API rejects the token: the owner refreshes it at once.
 			s.provider.InvalidateAccessTokens()
 			s.invoke(t, svc)
-			wantRequests(t, "rejected token", sm.take(), c.refresh)
-			if s.provider.Refreshes() != 2 || s.provider.RefreshTokenReuses() != 0 {
+			wantRequests(t, "rejected token", sm.take(), c.owner)
+			if s.provider.Refreshes() != 3 || s.provider.RefreshTokenReuses() != 0 {
 				t.Fatalf("%d refreshes, %d reuses", s.provider.Refreshes(), s.provider.RefreshTokenReuses())
 			}
 		})

@@ -58,6 +58,15 @@ var (
 	// writes the token and releases the old one after: two more
 	// compare-and-swap writes of the index shard.
 	refreshRotatedRequests = map[string]int{"GetSecretValue": 2, "PutSecretValue": 4, "UpdateSecretVersionStage": 4}
+	// ownerRequests: the next refresh by the environment that saved the
+	// token last, in its early window (from 105 s to 45 s before the
+	// expiry), or of a token the API rejected: its save gave it the lease
+	// for this refresh, so no lease write: a read (is the token still the
+	// one it saved?), then the save, which gives it the lease again.
+	ownerRequests = map[string]int{"GetSecretValue": 1, "PutSecretValue": 1, "UpdateSecretVersionStage": 1}
+	// ownerRotatedRequests: the same with rotation: the save also moves
+	// the refresh token's index entry (two more writes).
+	ownerRotatedRequests = map[string]int{"GetSecretValue": 1, "PutSecretValue": 3, "UpdateSecretVersionStage": 3}
 	// takeOverRequests: an expired token that another instance has
 	// refreshed already: the read finds its token.
 	takeOverRequests = map[string]int{"GetSecretValue": 1}
@@ -188,7 +197,10 @@ func newSetup(t *testing.T, rotate bool) *setup {
 		t.Fatal(err)
 	}
 	login, err := tokensource.New(seed, &tokenstore.Token{UserName: s.user, GrantToken: s.provider.IssueGrant(s.user)}, s.config(),
-		tokensource.WithClock(s.clk.Now))
+		// Without the lease its save would give it until the expiry: that
+		// lease lapses by the store's clock, the real one, which this test's
+		// clock leaves behind.
+		tokensource.WithClock(s.clk.Now), tokensource.WithoutLease())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,18 +258,18 @@ func wantRequests(t *testing.T, what string, got, want map[string]int) {
 
 func TestHandleRequestCounts(t *testing.T) {
 	for _, c := range []struct {
-		name    string
-		rotate  bool
-		refresh map[string]int
+		name           string
+		rotate         bool
+		refresh, owner map[string]int
 	}{
-		{"no rotation", false, refreshRequests},
-		{"rotation", true, refreshRotatedRequests},
+		{"no rotation", false, refreshRequests, ownerRequests},
+		{"rotation", true, refreshRotatedRequests, ownerRotatedRequests},
 	} {
-		t.Run(c.name, func(t *testing.T) { testRequestCounts(t, c.rotate, c.refresh) })
+		t.Run(c.name, func(t *testing.T) { testRequestCounts(t, c.rotate, c.refresh, c.owner) })
 	}
 }
 
-func testRequestCounts(t *testing.T, rotate bool, refreshRequests map[string]int) {
+func testRequestCounts(t *testing.T, rotate bool, refreshRequests, ownerRequests map[string]int) {
 	s := newSetup(t, rotate)
 	h, sm := s.instance(t)
 
@@ -294,13 +306,22 @@ func testRequestCounts(t *testing.T, rotate bool, refreshRequests map[string]int
 	}
 	wantRequests(t, "warm after the refresh", sm.take(), warmRequests)
 
-	// The API rejects the token before its expiry: one refresh, the call
-	// repeated.
+	// The next expiry: this environment saved the token, so it owns the
+	// next refresh and makes it early, without a lease write.
+	s.clk.Advance(time.Hour - 90*time.Second)
+	s.invoke(t, h)
+	wantRequests(t, "the owner's refresh", sm.take(), ownerRequests)
+	if s.provider.Refreshes() != 2 {
+		t.Fatalf("the owner's refresh: %d refreshes", s.provider.Refreshes())
+	}
+
+	// The API rejects the token before its expiry: one refresh (the
+	// owner's), the call repeated.
 	s.provider.InvalidateAccessTokens()
 	calls := s.api.calls.Load()
 	s.invoke(t, h)
-	wantRequests(t, "rejected token", sm.take(), refreshRequests)
-	if s.provider.Refreshes() != 2 || s.api.calls.Load() != calls+2 {
+	wantRequests(t, "rejected token", sm.take(), ownerRequests)
+	if s.provider.Refreshes() != 3 || s.api.calls.Load() != calls+2 {
 		t.Fatalf("rejected token: %d refreshes, %d API calls", s.provider.Refreshes(), s.api.calls.Load()-calls)
 	}
 	if s.provider.RefreshTokenReuses() != 0 {
