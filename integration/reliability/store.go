@@ -45,6 +45,10 @@ type StoreOptions struct {
 	// Logger is the store's logger (WithLogger): the harness checks that
 	// no user name or token value reaches it.
 	Logger *slog.Logger
+	// Wrap, when not nil, must be passed to the adapter's
+	// WithBackendWrapper: BenchRepair uses it to reach the backend and
+	// lose the index out of band.
+	Wrap func(casstore.Backend) casstore.Backend
 }
 
 // Factory opens the store under test. The harness calls it for every
