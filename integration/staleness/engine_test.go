@@ -94,3 +94,31 @@ func TestRepairOfALostIndexWithinAWSQuota(t *testing.T) {
 		t.Fatalf("Repair of a lost index of %d tokens in %d buckets: %v", n, buckets, err)
 	}
 }
+
+// A Store must read its own writes: right after SaveToken inserted a
+// token, FindTokenByID, FindToken and Tokens through the same Store must
+// return it, also while the backend's reads still miss the new documents
+// (a document created less than the lag ago reads as not found:
+// StaleBackend, and AWS and Vault standbys likewise). Today the Store
+// takes "not found" at face value: readDoc forgets the document it has
+// just written, and a missing bucket 0 reads as an empty index. The
+// single-store conformance suite over casstore + StaleBackend (300 ms)
+// fails 16 cases this way. (gcpsm is spared: it checks a NOT_FOUND alias
+// by reading version 1 by number, which Secret Manager serves strongly
+// consistent.)
+func TestReadYourOwnInsert(t *testing.T) {
+	s := casstore.New(casstoretest.NewStaleBackend(casstore.NewMemoryBackend(), 2*time.Second, 1), casstore.Options{})
+	tok := &tokenstore.Token{UserName: "alice", AccessToken: "a"}
+	if err := s.SaveToken(t.Context(), tok); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.FindTokenByID(t.Context(), tok.ID); err != nil {
+		t.Errorf("FindTokenByID of the token this Store just saved: %v", err)
+	}
+	if _, err := s.FindToken(t.Context(), &tokenstore.Token{UserName: "alice"}); err != nil {
+		t.Errorf("FindToken of the token this Store just saved: %v", err)
+	}
+	if all, err := s.Tokens(t.Context()); err != nil || len(all) != 1 {
+		t.Errorf("Tokens right after a save: %d tokens, %v", len(all), err)
+	}
+}
