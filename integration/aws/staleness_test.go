@@ -4,9 +4,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
-
 	"github.com/cloudtokens/cloudtokens/awssm"
 	"github.com/cloudtokens/cloudtokens/integration/backend"
 	"github.com/cloudtokens/cloudtokens/integration/staleness"
@@ -27,10 +24,7 @@ func TestStressUnderLag(t *testing.T) {
 		t.Skip("-short")
 	}
 	stress.Run(t, staleness.StressConfig(stress.Config{Timeout: 8 * time.Minute}), func(tb testing.TB, o stress.StoreOptions) stress.Store {
-		c := client(tb, nil, func(o *secretsmanager.Options) {
-			o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) { so.MaxAttempts = 10 }) // see TestStress
-		})
-		s, err := awssm.New(tb.Context(), c, "cloudtokens-it/"+o.Prefix, awssm.WithForceDelete(),
+		s, err := awssm.New(tb.Context(), stressClient(tb), "cloudtokens-it/"+o.Prefix, awssm.WithForceDelete(),
 			awssm.WithBackendWrapper(staleness.ProcessLayer(tb, o.Worker).Wrap))
 		if err != nil {
 			tb.Fatal(err)
@@ -53,8 +47,5 @@ func TestTokenSourceUnderLag(t *testing.T) {
 		}
 		return s
 	})
-	if res != nil {
-		t.Logf("8 processes under lag: %d refresh (by a later process: %v), %d children got the token from before the expiry, slowest Token() %v",
-			res.Refreshes, res.LaterRefreshed, res.StaleReads, res.Slowest)
-	}
+	staleness.LogTokenSource(t, res)
 }

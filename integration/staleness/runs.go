@@ -46,3 +46,13 @@ func TokenSourceConfig(cfg tokensourcetest.Config) tokensourcetest.Config {
 	cfg.VisibilityLag = Lag
 	return cfg
 }
+
+// LogTokenSource logs what a tokensourcetest run under the lag did; res
+// is nil in a child process, which logs nothing.
+func LogTokenSource(t *testing.T, res *tokensourcetest.Result) {
+	if res == nil {
+		return
+	}
+	t.Logf("staleness: %d refresh (made by a later process: %v), %d children got the token from before the expiry, slowest Token() %v",
+		res.Refreshes, res.LaterRefreshed, res.StaleReads, res.Slowest)
+}

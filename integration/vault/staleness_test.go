@@ -42,8 +42,5 @@ func TestTokenSourceUnderLag(t *testing.T) {
 		}
 		return s
 	})
-	if res != nil {
-		t.Logf("8 processes under lag: %d refresh (by a later process: %v), %d children got the token from before the expiry, slowest Token() %v",
-			res.Refreshes, res.LaterRefreshed, res.StaleReads, res.Slowest)
-	}
+	staleness.LogTokenSource(t, res)
 }
