@@ -325,6 +325,9 @@ func killRound(t *testing.T, cfg KillConfig, r int, base string, rng *rand.Rand,
 		f.add(vCheckAfterSaves, "round %d: %s %v", r, checkSummary(rep), err)
 	}
 	logs.check(f, fmt.Sprintf("round %d, the parent's logs", r))
+	if f.total() > 0 {
+		t.Logf("round %d: the child's last journal records (test values only): %s", r, journalTail(recs, 8))
+	}
 	return f, killed, rep
 }
 
@@ -585,4 +588,16 @@ func childOp(ctx context.Context, st Store, j *proctest.Journal, seq, u int, rng
 		rc.Stage, rc.Class, rc.Err = stageFail, errClass(err), err.Error()
 	}
 	return j.Append(rc)
+}
+
+// journalTail formats the last n journal records, for a failed round.
+func journalTail(recs []record, n int) string {
+	var b strings.Builder
+	for _, rc := range recs[max(0, len(recs)-n):] {
+		fmt.Fprintf(&b, "\n    #%d user %d %s %s", rc.Seq, rc.User, rc.Op, rc.Stage)
+		if rc.Err != "" {
+			fmt.Fprintf(&b, " (%s)", rc.Err)
+		}
+	}
+	return b.String()
 }
