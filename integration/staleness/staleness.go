@@ -18,6 +18,11 @@
 //     before it, and writes go to the server, which checks them against
 //     its real state.
 //
+//   - Vault, in the multi-process runs, also a [VaultStandby] transport:
+//     half of the reads of an entry written in the last Lag, by any
+//     process, answer the version before, as a performance standby that
+//     trails the active node may.
+//
 // A Layer lives in one process, so it knows the writes that went
 // through it, and not those of other processes. The two stores of a
 // conformance pair share one Layer, which then stands for the service:
@@ -26,11 +31,12 @@
 // documents that process wrote in the last Lag, which in the stress
 // workload are the hot ones (every process writes every user and the
 // shared index buckets), and the answer is older than every write since,
-// the other processes' included. A fresh process's first reads are
-// fresh on AWS and Vault; only the GCP emulator lags them.
+// the other processes' included. On AWS a process's first reads of a
+// document it did not write are fresh; the GCP emulator and the
+// VaultStandby lag them too.
 //
-// The long variants (the full 500-user stress workload, more processes
-// per tokensource run) run when CLOUDTOKENS_STALENESS_LONG is true ([Long]).
+// The long variant (the stress workload with its full 500 users) runs
+// when CLOUDTOKENS_STALENESS_LONG is true ([Long]).
 package staleness
 
 import (
