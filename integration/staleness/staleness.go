@@ -16,8 +16,7 @@
 //     WithBackendWrapper option): for Lag after a write that went through
 //     the layer, reads of that document (and lists) answer with the state
 //     before it, and writes go to the server, which checks them against
-//     its real state.
-//
+//     its real state. The GCP runs add a Layer too.
 //   - Vault, in the multi-process runs, also a [VaultStandby] transport:
 //     half of the reads of an entry written in the last Lag, by any
 //     process, answer the version before, as a performance standby that
