@@ -38,29 +38,36 @@ func TestRepairLostIndexRecoveryWindow(t *testing.T) {
 }
 
 // TestRepairAfterKilledDelete: a delete killed between deleting the
-// token's secret (scheduled for deletion: the name stays taken) and
-// releasing its index entries. Repair on the quiescent store must leave
-// Check clean in one pass and skip nothing. Run with -tags enginebugs.
+// token's secret (scheduled for deletion: the name stays taken, and a
+// create there is casstore.ErrDeleted) and releasing its index entries,
+// of a token whose refresh token was rotated (its r: entry has a newer
+// generation than its u: entry). Repair on the quiescent store must leave
+// Check clean in one pass and skip nothing. Today fence() records the
+// ErrDeleted name as gone with a versionless tombstone of the generation
+// of the entry it fenced first (u:); the r: entry, newer, then looks
+// pending, and fencing it tries an update of that versionless tombstone
+// (ErrVersionMismatch): Repair reports the token "skipped (changed
+// meanwhile)" and leaves the r: claim, which a second Repair fences. Seen
+// in 3 and 4 of 100 AWS kill rounds (children killed in the middle of a
+// delete). Run with -tags enginebugs.
 func TestRepairAfterKilledDelete(t *testing.T) {
-	for round := range 5 {
-		var raw casstore.Backend
-		st := newStore(t, nil, awssm.WithBackendWrapper(func(b casstore.Backend) casstore.Backend { raw = b; return b }), awssm.WithClaimWait(10*time.Millisecond))
-		var victim *tokenstore.Token
-		for i := range 4 {
-			tok := &tokenstore.Token{UserName: fmt.Sprintf("u%d", i), ClientID: "c", ClientSecret: "s", RefreshToken: fmt.Sprintf("r%d", i), AccessToken: "a"}
-			if err := st.SaveToken(t.Context(), tok); err != nil {
-				t.Fatal(err)
-			}
-			victim = tok
-		}
-		if err := raw.Delete(t.Context(), casstore.TokenName(victim.ID)); err != nil { // recovery window
-			t.Fatal(err)
-		}
-		before, _ := st.Check(t.Context())
-		rr, err := st.Repair(t.Context())
-		after, cerr := st.Check(t.Context())
-		if err != nil || len(rr.Skipped) > 0 || cerr != nil || !after.OK() {
-			t.Errorf("round %d: Check before: %v\nRepair: %s (%v)\nCheck after: %v (%v)", round, before, rr, err, after, cerr)
-		}
+	var raw casstore.Backend
+	st := newStore(t, nil, awssm.WithBackendWrapper(func(b casstore.Backend) casstore.Backend { raw = b; return b }), awssm.WithClaimWait(10*time.Millisecond))
+	tok := &tokenstore.Token{UserName: "u", ClientID: "c", ClientSecret: "s", RefreshToken: "r", AccessToken: "a"}
+	if err := st.SaveToken(t.Context(), tok); err != nil {
+		t.Fatal(err)
+	}
+	rotated := &tokenstore.Token{UserName: "u", ClientID: "c", ClientSecret: "s", RefreshToken: "r-rotated", AccessToken: "b"}
+	if err := st.SaveToken(t.Context(), rotated); err != nil {
+		t.Fatal(err)
+	}
+	if err := raw.Delete(t.Context(), casstore.TokenName(tok.ID)); err != nil { // recovery window
+		t.Fatal(err)
+	}
+	before, _ := st.Check(t.Context())
+	rr, err := st.Repair(t.Context())
+	after, cerr := st.Check(t.Context())
+	if err != nil || len(rr.Skipped) > 0 || cerr != nil || !after.OK() {
+		t.Errorf("Check before: %v\nRepair: %s (%v)\nCheck after: %v (%v)", before, rr, err, after, cerr)
 	}
 }
