@@ -216,19 +216,11 @@ func (b *backend) Create(ctx context.Context, name string, value []byte) (string
 		if errors.As(err, &exists) && attempts.Load() > 1 && b.holdsVersion(ctx, id, token, value) {
 			return token, nil
 		}
-		if errors.As(err, &exists) {
+		if errors.As(err, &exists) && b.scheduledForDeletion(ctx, id) {
 			// moto answers a create of a name in its recovery window with
 			// ResourceExistsException (AWS with InvalidRequestException,
-			// see mapCode): the name may belong to a deleted secret.
-			deleted, derr := b.scheduledForDeletion(ctx, id)
-			switch {
-			case derr != nil:
-				// Unknown: not ErrExists, which would make the engine
-				// take a deleted name for a live record.
-				return "", fmt.Errorf("awssm: create %q refused, and whether the name is scheduled for deletion is unknown: %w", id, mapErr(ctx, "describe", id, derr))
-			case deleted:
-				return "", fmt.Errorf("awssm: create %q: %w: %w", id, casstore.ErrDeleted, err)
-			}
+			// see mapCode): the name belongs to a deleted secret.
+			return "", fmt.Errorf("awssm: create %q: %w: %w", id, casstore.ErrDeleted, err)
 		}
 		return "", mapErr(ctx, "create", id, err)
 	}
@@ -239,18 +231,10 @@ func (b *backend) Create(ctx context.Context, name string, value []byte) (string
 }
 
 // scheduledForDeletion reports whether secret id exists and is scheduled
-// for deletion: one DescribeSecret, only after a create was refused. An
-// error means it could not tell (a secret that is gone is not scheduled).
-func (b *backend) scheduledForDeletion(ctx context.Context, id string) (bool, error) {
+// for deletion: one DescribeSecret, only after a create was refused.
+func (b *backend) scheduledForDeletion(ctx context.Context, id string) bool {
 	out, err := b.c.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(id)}, retryThrottling)
-	var notFound *types.ResourceNotFoundException
-	switch {
-	case errors.As(err, &notFound):
-		return false, nil
-	case err != nil:
-		return false, err
-	}
-	return out.DeletedDate != nil, nil
+	return err == nil && out.DeletedDate != nil
 }
 
 // holdsVersion reports whether secret id has version, with value: a
