@@ -224,8 +224,8 @@ func TestConcurrentWritersUnderLag(t *testing.T) {
 
 // TestConformanceUnderLag runs the single-store conformance suite on an
 // emulator whose reads lag up to 300 ms: a store reads its own writes.
-// (The two-store cases expect a token saved through one store to be found
-// through the other at once, which eventual consistency does not give.)
+// The two-store cases run under a lag in the integration module
+// (TestConformanceSharedUnderLag, with tokenstoretest.WithVisibilityLag).
 func TestConformanceUnderLag(t *testing.T) {
 	e := newEnv(t, gcpsmtest.WithEventualConsistency(300*time.Millisecond))
 	tokenstoretest.Run(t, func(t *testing.T) tokenstore.Store {

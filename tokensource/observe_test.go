@@ -39,7 +39,7 @@ func assertNoSecrets(t *testing.T, rec *observetest.Recorder, secrets ...string)
 // TestObserverLogin: a Pool reports its miss and hit, and a login as an
 // Exchange holding its token request.
 func TestObserverLogin(t *testing.T) {
-	e := newEnv(t, tokenstore.NewMemoryStore())
+	e := newEnv(t, memoryStore)
 	rec := &observetest.Recorder{}
 	pool, err := tokensource.NewPool(e.store, e.cfg, tokensource.WithClock(e.clk.Now), tokensource.WithLogger(quietLogger()), tokensource.WithObserver(rec))
 	if err != nil {
@@ -72,7 +72,7 @@ func TestObserverLogin(t *testing.T) {
 // and token request and a Backoff event; the next call, refused without
 // a request, as a BackoffBlocked event.
 func TestObserverBackoff(t *testing.T) {
-	e := newEnv(t, tokenstore.NewMemoryStore())
+	e := newEnv(t, memoryStore)
 	rec := &observetest.Recorder{}
 	src := e.login(t, "alice@example.com", tokensource.WithObserver(rec))
 	e.clk.Advance(2 * time.Hour)
@@ -105,8 +105,11 @@ func TestObserverBackoff(t *testing.T) {
 // TestObserverLeaseTakeover: the lease of a process that died is waited
 // out and taken over, inside the Refresh.
 func TestObserverLeaseTakeover(t *testing.T) {
-	store := tokenstore.NewMemoryStore()
-	e := newEnv(t, store)
+	var store *tokenstore.MemoryStore
+	e := newEnv(t, func(now func() time.Time) tokenstore.Store {
+		store = tokenstore.NewMemoryStoreWithClock(now)
+		return store
+	})
 	e.login(t, "alice@example.com")
 	id := e.stored(t, "alice@example.com").ID
 	e.clk.Advance(2 * time.Hour)
@@ -116,6 +119,12 @@ func TestObserverLeaseTakeover(t *testing.T) {
 	rec := &observetest.Recorder{}
 	src := e.source(t, &tokenstore.Token{UserName: "alice@example.com"}, tokensource.WithObserver(rec),
 		tokensource.WithLeasePoll(5*time.Millisecond, 20*time.Millisecond))
+	go func() {
+		// The dead process's lease runs out on the store's (fake) clock
+		// while the Source waits.
+		time.Sleep(100 * time.Millisecond)
+		e.clk.Advance(time.Second)
+	}()
 	if _, err := src.TokenContext(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/cloudtokens/cloudtokens/observe"
 	"github.com/cloudtokens/cloudtokens/tokenstore"
 )
 
@@ -136,9 +137,11 @@ func (s *Source) disown() {
 // refreshOwned refreshes t as the owner of its lease: no lease write, and
 // the save gives the lease to this Source again. If t is still usable
 // (the early window), a failed refresh serves t and backs off.
-func (s *Source) refreshOwned(ctx context.Context, t *tokenstore.Token, rejected string) (*tokenstore.Token, error) {
+func (s *Source) refreshOwned(ctx context.Context, t *tokenstore.Token, rejected string) (_ *tokenstore.Token, err error) {
+	ctx, span := s.start(ctx, observe.Op{Kind: observe.Refresh, TokenID: t.ID})
+	defer span.End(&err)
 	early := s.usable(t, rejected)
-	if err := s.backingOff(t); err != nil {
+	if err := s.backingOff(ctx, t); err != nil {
 		if early {
 			return t, nil
 		}

@@ -41,8 +41,25 @@ func reliabilityStore(tb testing.TB, o reliability.StoreOptions) reliability.Sto
 			so.HTTPClient = &http.Client{Transport: &faultinject.Transport{Base: http.DefaultTransport, Injector: o.Faults, Protocol: faultinject.AWSJSON}}
 		})
 	}
-	return newStoreAt(tb, client(tb, nil, opts...), "cloudtokens-it/"+o.Prefix,
-		awssm.WithIndexShards(o.IndexShards), awssm.WithLogger(o.Logger))
+	sopts := []awssm.Option{awssm.WithLogger(o.Logger)}
+	if o.IndexShards > 0 {
+		sopts = append(sopts, awssm.WithIndexShards(o.IndexShards))
+	}
+	if o.Wrap != nil {
+		sopts = append(sopts, awssm.WithBackendWrapper(o.Wrap))
+	}
+	return newStoreAt(tb, client(tb, nil, opts...), "cloudtokens-it/"+o.Prefix, sopts...)
+}
+
+// BenchmarkRepair measures Repair on 1,000 tokens on moto_server (see
+// reliability.BenchRepair). The index is lost with WithForceDelete: a
+// secret deleted with a recovery window keeps its name taken, and Repair
+// cannot create the index there (TestRepairLostIndexRecoveryWindow).
+func BenchmarkRepair(b *testing.B) {
+	reliability.BenchRepair(b, 1000, func(tb testing.TB, o reliability.StoreOptions) reliability.Store {
+		return newStoreAt(tb, client(tb, nil, busyRetryer), "cloudtokens-it/"+o.Prefix,
+			awssm.WithLogger(o.Logger), awssm.WithBackendWrapper(o.Wrap), awssm.WithForceDelete())
+	})
 }
 
 // TestSIGKILL: a child process loops inserts, updates and deletes on

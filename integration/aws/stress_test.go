@@ -21,18 +21,22 @@ func TestStress(t *testing.T) {
 		t.Skip("-short")
 	}
 	stress.Run(t, stress.Config{Timeout: 8 * time.Minute}, func(tb testing.TB, o stress.StoreOptions) stress.Store {
-		// moto_server answers some requests under this load with HTTP 500
-		// (its secret store is not thread-safe: "dictionary changed size
-		// during iteration"); give the SDK retryer more attempts than its
-		// default 3, as an application would for a busy endpoint.
-		c := client(tb, nil, func(o *secretsmanager.Options) {
-			o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) { so.MaxAttempts = 10 })
-		})
-		s, err := awssm.New(tb.Context(), c, "cloudtokens-it/"+o.Prefix,
+		s, err := awssm.New(tb.Context(), stressClient(tb), "cloudtokens-it/"+o.Prefix,
 			awssm.WithIndexShards(o.IndexShards), awssm.WithIndexCache(true))
 		if err != nil {
 			tb.Fatal(err)
 		}
 		return s
+	})
+}
+
+// stressClient is a client for the stress workload. moto_server answers
+// some requests under this load with HTTP 500 (its secret store is not
+// thread-safe: "dictionary changed size during iteration"); the SDK
+// retryer gets more attempts than its default 3, as an application would
+// give it for a busy endpoint.
+func stressClient(tb testing.TB) *secretsmanager.Client {
+	return client(tb, nil, func(o *secretsmanager.Options) {
+		o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) { so.MaxAttempts = 10 })
 	})
 }

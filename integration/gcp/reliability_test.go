@@ -55,7 +55,14 @@ func reliabilityStore(tb testing.TB, addr string, o reliability.StoreOptions) re
 	}
 	tb.Cleanup(func() { _ = c.Close() })
 	quickAccessRetries(c)
-	s, err := gcpsm.New(tb.Context(), c, project, o.Prefix, gcpsm.WithIndexShards(o.IndexShards), gcpsm.WithLogger(o.Logger))
+	sopts := []gcpsm.Option{gcpsm.WithLogger(o.Logger)}
+	if o.IndexShards > 0 {
+		sopts = append(sopts, gcpsm.WithIndexShards(o.IndexShards))
+	}
+	if o.Wrap != nil {
+		sopts = append(sopts, gcpsm.WithBackendWrapper(o.Wrap))
+	}
+	s, err := gcpsm.New(tb.Context(), c, project, o.Prefix, sopts...)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -78,5 +85,14 @@ func TestSIGKILL(t *testing.T) {
 			addr = backend.GCPEmulatorProcess(tb) // the parent's: started above
 		}
 		return reliabilityStore(tb, addr, o)
+	})
+}
+
+// BenchmarkRepair measures Repair on 1,000 tokens on the emulator (see
+// reliability.BenchRepair).
+func BenchmarkRepair(b *testing.B) {
+	srv := gcpsmtest.Start(b)
+	reliability.BenchRepair(b, 1000, func(tb testing.TB, o reliability.StoreOptions) reliability.Store {
+		return reliabilityStore(tb, srv.Addr(), o)
 	})
 }

@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"testing"
-	"time"
 
 	secretmanager "cloud.google.com/go/secretmanager/apiv1"
 	"cloud.google.com/go/secretmanager/apiv1/secretmanagerpb"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/cloudtokens/cloudtokens/gcpsm"
 	"github.com/cloudtokens/cloudtokens/gcpsm/gcpsmtest"
+	"github.com/cloudtokens/cloudtokens/integration/staleness"
 	"github.com/cloudtokens/cloudtokens/integration/stress"
 )
 
@@ -27,26 +27,36 @@ const (
 
 // TestStress runs 4 processes × 16 goroutines × 500 users on one prefix.
 func TestStress(t *testing.T) {
-	runStress(t, stress.Config{}, nil)
+	runStress(t, stress.Config{}, nil, nil)
 }
 
 // TestStressCached runs the same workload with the index cache enabled.
 func TestStressCached(t *testing.T) {
-	runStress(t, stress.Config{}, nil, gcpsm.WithIndexCache(true))
+	runStress(t, stress.Config{}, nil, nil, gcpsm.WithIndexCache(true))
 }
 
 // TestStressUnderLag runs the workload on an emulator as weakly consistent
 // as Secret Manager documents: alias and "latest" reads, GetSecret and the
 // lists answer from a state up to 2 s old (gcpsmtest.WithEventualConsistency),
 // while access by version number and every conditional write see the real
-// state. Nothing acknowledged may be lost or duplicated and the index must
-// match the documents; tokenstore.ErrConflict (ErrStaleAlias after the
-// read retries) is the only error allowed to reach callers.
+// state; and with a stale layer under every process's store (package
+// staleness), which makes every read of a document that process wrote in
+// the last 2 s stale. Nothing acknowledged may be lost or duplicated and
+// the index must match the documents; tokenstore.ErrConflict (ErrStaleAlias
+// after the read retries) is the only error allowed to reach callers. 128
+// users; 500 with CLOUDTOKENS_STALENESS_LONG=1.
 func TestStressUnderLag(t *testing.T) {
-	runStress(t, stress.Config{AllowConflicts: true}, []gcpsmtest.Option{gcpsmtest.WithEventualConsistency(2 * time.Second)})
+	runStress(t, staleness.StressConfig(stress.Config{}), []gcpsmtest.Option{gcpsmtest.WithEventualConsistency(staleness.Lag)}, layered)
 }
 
-func runStress(t *testing.T, cfg stress.Config, emulator []gcpsmtest.Option, opts ...gcpsm.Option) {
+// layered adds a process's stale layer to its store's options.
+func layered(tb testing.TB, o stress.StoreOptions) []gcpsm.Option {
+	return []gcpsm.Option{gcpsm.WithBackendWrapper(staleness.ProcessLayer(tb, o.Worker).Wrap)}
+}
+
+// runStress runs the workload on a new emulator; every store gets opts and
+// what perStore returns for it (perStore may be nil).
+func runStress(t *testing.T, cfg stress.Config, emulator []gcpsmtest.Option, perStore func(testing.TB, stress.StoreOptions) []gcpsm.Option, opts ...gcpsm.Option) {
 	if testing.Short() {
 		t.Skip("stress test: skipped with -short")
 	}
@@ -61,8 +71,11 @@ func runStress(t *testing.T, cfg stress.Config, emulator []gcpsmtest.Option, opt
 	sum := stress.Run(t, cfg, func(tb testing.TB, o stress.StoreOptions) stress.Store {
 		prefix = o.Prefix
 		client := newClient(tb, o.Getenv(envAddr))
-		s, err := gcpsm.New(tb.Context(), client, project, o.Prefix,
-			append([]gcpsm.Option{gcpsm.WithIndexShards(o.IndexShards)}, opts...)...)
+		all := append([]gcpsm.Option{gcpsm.WithIndexShards(o.IndexShards)}, opts...)
+		if perStore != nil {
+			all = append(all, perStore(tb, o)...)
+		}
+		s, err := gcpsm.New(tb.Context(), client, project, o.Prefix, all...)
 		if err != nil {
 			tb.Fatal(err)
 		}

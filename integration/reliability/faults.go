@@ -13,6 +13,7 @@ import (
 	"github.com/cloudtokens/cloudtokens/faultinject"
 	"github.com/cloudtokens/cloudtokens/proctest"
 	"github.com/cloudtokens/cloudtokens/tokenstore"
+	"github.com/cloudtokens/cloudtokens/tokenstore/casstore"
 )
 
 // FaultConfig describes a random-fault run. The zero value is the CI run:
@@ -86,13 +87,18 @@ type FaultSummary struct {
 	Ops string
 	// Violations counts the violations by kind.
 	Violations map[string]int
-	// Check is the Check report before Repair, in one line.
+	// Check is the Check report right after the faults (before the
+	// lockout check and Repair), in one line.
 	Check string
 	// Run and Verify are the wall times of the workload and of the
 	// verification.
 	Run, Verify time.Duration
 	// LogRecords is the number of log records the stores wrote.
 	LogRecords int
+	// Repair is what Repair changed after the lockout check, RepairTook
+	// how long it took.
+	Repair     casstore.RepairReport
+	RepairTook time.Duration
 }
 
 func (s *FaultSummary) String() string {
@@ -102,8 +108,8 @@ func (s *FaultSummary) String() string {
 	}
 	slices.Sort(kinds)
 	var b strings.Builder
-	fmt.Fprintf(&b, "faults: %v\nrun %v, verify %v\noperations: %s\nlog records: %d\nCheck before Repair: %s\nviolations:", s.Faults,
-		s.Run.Round(time.Millisecond), s.Verify.Round(time.Millisecond), s.Ops, s.LogRecords, s.Check)
+	fmt.Fprintf(&b, "faults: %v\nrun %v, verify %v\noperations: %s\nlog records: %d\nCheck after the faults: %s\nRepair after the lockout check (%v): %s\nviolations:", s.Faults,
+		s.Run.Round(time.Millisecond), s.Verify.Round(time.Millisecond), s.Ops, s.LogRecords, s.Check, s.RepairTook.Round(time.Millisecond), s.Repair)
 	if len(kinds) == 0 {
 		b.WriteString(" none")
 	}
@@ -350,8 +356,11 @@ func (run *faultRun) verify(ctx context.Context, st Store, prefix string, sum *F
 	}
 	// No user is locked out once the faults stop.
 	saveEveryUser(ctx, st, run.cfg.Users, "after-faults", run.cfg.LockoutLimit, f, "lockout check")
-	// [needs Repair] Repair, then a clean Check and exactly one record per user.
-	if repaired, rep := repairAndCheck(ctx, st, f, "after the run"); repaired && rep != nil && rep.Tokens != run.cfg.Users {
-		f.add(vCheckUnclean, "after Repair: %d token documents for %d users", rep.Tokens, run.cfg.Users)
+	// Check reports what is left, Repair fixes exactly that (and again
+	// nothing), and then Check is clean, with one record per user.
+	rep := repairAndCheck(ctx, st, f, "after the run")
+	sum.Repair, sum.RepairTook = rep.Report, rep.Took
+	if rep.After != nil && rep.After.Tokens != run.cfg.Users {
+		f.add(vCheckUnclean, "after Repair: %d token documents for %d users", rep.After.Tokens, run.cfg.Users)
 	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/cloudtokens/cloudtokens/proctest"
 	"github.com/cloudtokens/cloudtokens/tokenstore"
+	"github.com/cloudtokens/cloudtokens/tokenstore/casstore"
 )
 
 // KillConfig describes a SIGKILL run. The zero value is the CI run.
@@ -81,11 +82,15 @@ type KillSummary struct {
 	// Killed counts the rounds whose child was killed in the middle of an
 	// operation (its last journal record is a "begin").
 	Killed int
-	// UncleanBeforeRepair counts the rounds whose Check was not clean as
-	// the kill left the store.
+	// UncleanBeforeRepair counts the rounds whose Check reported a problem
+	// as the kill left the store (Repair then fixed it, or the round has a
+	// violation).
 	UncleanBeforeRepair int
-	// RoundsWithViolations counts the rounds with any violation other
-	// than those that need Repair.
+	// Repaired sums what Repair changed over the rounds.
+	Repaired casstore.RepairReport
+	// RepairMax is the longest Repair of a round.
+	RepairMax time.Duration
+	// RoundsWithViolations counts the rounds with any violation.
 	RoundsWithViolations int
 	// Violations counts every violation by kind, over all rounds.
 	Violations map[string]int
@@ -101,13 +106,26 @@ func (s *KillSummary) String() string {
 	}
 	slices.Sort(kinds)
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d rounds (%d killed mid-operation) in %v; Check unclean as the kill left it in %d rounds; rounds with violations (not counting [needs Repair]): %d\n",
-		s.Rounds, s.Killed, s.Time.Round(time.Millisecond), s.UncleanBeforeRepair, s.RoundsWithViolations)
+	fmt.Fprintf(&b, "%d rounds (%d killed mid-operation) in %v; Check reported what the kill left in %d rounds; Repair changed: %s (longest %v); rounds with violations: %d\n",
+		s.Rounds, s.Killed, s.Time.Round(time.Millisecond), s.UncleanBeforeRepair, s.Repaired, s.RepairMax.Round(time.Millisecond), s.RoundsWithViolations)
 	for _, k := range kinds {
 		fmt.Fprintf(&b, "  %4d  %s\n", s.Violations[k], k)
 	}
 	fmt.Fprintf(&b, "child operations: %s", s.Ops)
 	return b.String()
+}
+
+// addRepair adds one Repair's counts to sum.
+func addRepair(sum *casstore.RepairReport, r casstore.RepairReport) {
+	sum.Tokens += r.Tokens
+	sum.EntriesAdded += r.EntriesAdded
+	sum.EntriesRemoved += r.EntriesRemoved
+	sum.ClaimsExpired += r.ClaimsExpired
+	sum.DuplicatesRemoved += r.DuplicatesRemoved
+	sum.TombstonesRemoved += r.TombstonesRemoved
+	sum.BucketsRebuilt += r.BucketsRebuilt
+	sum.Corrupt = append(sum.Corrupt, r.Corrupt...)
+	sum.Skipped = append(sum.Skipped, r.Skipped...)
 }
 
 // Operations of the child.
@@ -175,21 +193,19 @@ func RunKills(t *testing.T, cfg KillConfig, newStore Factory) *KillSummary {
 		if t.Context().Err() != nil {
 			break
 		}
-		f, killed, unclean := killRound(t, cfg, r, base, rng, newStore, ops)
+		f, killed, rep := killRound(t, cfg, r, base, rng, newStore, ops)
 		if killed {
 			sum.Killed++
 		}
-		if unclean {
+		if rep.Before != nil && !rep.Before.OK() {
 			sum.UncleanBeforeRepair++
 		}
-		plain := false
+		addRepair(&sum.Repaired, rep.Report)
+		sum.RepairMax = max(sum.RepairMax, rep.Took)
 		for k, n := range f.counts() {
 			sum.Violations[k] += n
-			if !strings.HasPrefix(k, "[needs Repair]") {
-				plain = true
-			}
 		}
-		if plain {
+		if f.total() > 0 {
 			sum.RoundsWithViolations++
 		}
 		if f.total() > 0 {
@@ -202,7 +218,7 @@ func RunKills(t *testing.T, cfg KillConfig, newStore Factory) *KillSummary {
 }
 
 // killRound runs round r: seed, start the child, kill it, verify.
-func killRound(t *testing.T, cfg KillConfig, r int, base string, rng *rand.Rand, newStore Factory, ops *outcomes) (f *findings, killed, unclean bool) {
+func killRound(t *testing.T, cfg KillConfig, r int, base string, rng *rand.Rand, newStore Factory, ops *outcomes) (f *findings, killed bool, rep repairOutcome) {
 	t.Helper()
 	f = &findings{}
 	ctx := t.Context()
@@ -261,7 +277,7 @@ func killRound(t *testing.T, cfg KillConfig, r int, base string, rng *rand.Rand,
 	}
 	if err := child.Wait(); !child.Killed() {
 		f.add(vChild, "round %d: the child was not killed but exited: %v\n%s", r, err, child.Output())
-		return f, false, false
+		return f, false, rep
 	}
 	recs, err := proctest.ReadJournal[record](journal)
 	if err != nil {
@@ -290,16 +306,15 @@ func killRound(t *testing.T, cfg KillConfig, r int, base string, rng *rand.Rand,
 	vs := open()
 	o := observe(ctx, vs, cfg.Users, f, fmt.Sprintf("round %d, after the kill", r))
 	judge(f, fmt.Sprintf("round %d, after the kill", r), o, legal, attempted, lastAcked(recs), "")
-	if rep, err := vs.Check(ctx); err == nil && !rep.OK() {
-		unclean = true
-		t.Logf("round %d: Check as the kill left the store: %s", r, checkSummary(rep))
-	}
 
-	// [needs Repair] Repair, a clean Check, and still a legal state.
-	if repaired, _ := repairAndCheck(ctx, vs, f, fmt.Sprintf("round %d", r)); repaired {
-		o := observe(ctx, vs, cfg.Users, f, fmt.Sprintf("round %d, after Repair", r))
-		judge(f, fmt.Sprintf("round %d, after Repair", r), o, legal, attempted, lastAcked(recs), vAfterRepair)
+	// Check reports what the kill left, Repair fixes exactly that (and
+	// again nothing), Check is then clean and the state still legal.
+	rep = repairAndCheck(ctx, vs, f, fmt.Sprintf("round %d", r))
+	if rep.Before != nil && !rep.Before.OK() {
+		t.Logf("round %d: Check as the kill left the store: %s; Repair (%v): %s", r, checkSummary(rep.Before), rep.Took.Round(time.Millisecond), rep.Report)
 	}
+	o = observe(ctx, vs, cfg.Users, f, fmt.Sprintf("round %d, after Repair", r))
+	judge(f, fmt.Sprintf("round %d, after Repair", r), o, legal, attempted, lastAcked(recs), vAfterRepair)
 
 	// No user locked out: the save the kill cut short, retried as a
 	// restarted function would, and then a new save of every user,
@@ -310,7 +325,10 @@ func killRound(t *testing.T, cfg KillConfig, r int, base string, rng *rand.Rand,
 		f.add(vCheckAfterSaves, "round %d: %s %v", r, checkSummary(rep), err)
 	}
 	logs.check(f, fmt.Sprintf("round %d, the parent's logs", r))
-	return f, killed, unclean
+	if f.total() > 0 {
+		t.Logf("round %d: the child's last journal records (test values only): %s", r, journalTail(recs, 8))
+	}
+	return f, killed, rep
 }
 
 // retryCutShort repeats, for every user whose last operation was a save
@@ -570,4 +588,16 @@ func childOp(ctx context.Context, st Store, j *proctest.Journal, seq, u int, rng
 		rc.Stage, rc.Class, rc.Err = stageFail, errClass(err), err.Error()
 	}
 	return j.Append(rc)
+}
+
+// journalTail formats the last n journal records, for a failed round.
+func journalTail(recs []record, n int) string {
+	var b strings.Builder
+	for _, rc := range recs[max(0, len(recs)-n):] {
+		fmt.Fprintf(&b, "\n    #%d user %d %s %s", rc.Seq, rc.User, rc.Op, rc.Stage)
+		if rc.Err != "" {
+			fmt.Fprintf(&b, " (%s)", rc.Err)
+		}
+	}
+	return b.String()
 }

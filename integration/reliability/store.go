@@ -45,6 +45,10 @@ type StoreOptions struct {
 	// Logger is the store's logger (WithLogger): the harness checks that
 	// no user name or token value reaches it.
 	Logger *slog.Logger
+	// Wrap, when not nil, must be passed to the adapter's
+	// WithBackendWrapper: BenchRepair uses it to reach the backend and
+	// lose the index out of band.
+	Wrap func(casstore.Backend) casstore.Backend
 }
 
 // Factory opens the store under test. The harness calls it for every
@@ -289,7 +293,7 @@ func (f *findings) String() string {
 	return strings.TrimRight(b.String(), "\n")
 }
 
-// Kinds of violation. Those that need Repair say so.
+// Kinds of violation.
 const (
 	vWrongValue      = "wrong value (never written for the user)"
 	vStaleRead       = "find returned a state that was not legal at that moment"
@@ -301,10 +305,12 @@ const (
 	vUnfindable      = "listed but not found"
 	vRefreshLookup   = "not found by its refresh token"
 	vLockedOut       = "user locked out: a save did not succeed in time"
-	vRepairFailed    = "[needs Repair] Repair failed"
-	vCheckUnclean    = "[needs Repair] Check not clean after Repair"
-	vAfterRepair     = "[needs Repair] state not legal after Repair"
-	vCheckAfterSaves = "[needs Repair] Check not clean after saving every user"
+	vRepairFailed    = "Repair failed"
+	vCheckUnclean    = "Check not clean after Repair"
+	vRepairDisagrees = "Check and Repair disagree (a problem one of them missed)"
+	vRepairRepeated  = "a second Repair changed something (not idempotent)"
+	vAfterRepair     = "state not legal after Repair"
+	vCheckAfterSaves = "Check not clean after saving every user"
 	vChild           = "child process failed"
 	vLogLeak         = "log record with a user name or token value"
 )

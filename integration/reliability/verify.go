@@ -104,27 +104,53 @@ func observe(ctx context.Context, st Store, users int, f *findings, stage string
 	return o
 }
 
-// repairAndCheck runs Repair, then Check, and records what needs Repair
-// to pass. It returns whether Repair ran, and the Check report (also when
-// Repair did not run, for the record).
-func repairAndCheck(ctx context.Context, st Store, f *findings, stage string) (bool, *casstore.Report) {
+// repairOutcome is what repairAndCheck saw.
+type repairOutcome struct {
+	Before *casstore.Report      // Check before Repair (nil if it failed)
+	Report casstore.RepairReport // what Repair changed
+	After  *casstore.Report      // Check after Repair (nil if it failed)
+	Took   time.Duration         // the first Repair's wall time
+}
+
+// repairAndCheck runs Check, Repair, Check and Repair again on a store
+// nobody else uses, and records a violation unless: Repair succeeds;
+// Check is clean after it; Repair changed something exactly when the
+// first Check reported a problem (Check reports every state Repair
+// fixes, and Repair fixes every state Check reports); and the second
+// Repair changes nothing (it is idempotent).
+func repairAndCheck(ctx context.Context, st Store, f *findings, stage string) repairOutcome {
+	var out repairOutcome
+	before, err := st.Check(ctx)
+	if err != nil {
+		f.add(vCheckUnclean, "%s: Check before Repair: %v", stage, err)
+	}
+	out.Before = before
+	start := time.Now()
 	rr, err := st.Repair(ctx)
-	repaired := err == nil
-	switch {
-	case errors.Is(err, errors.ErrUnsupported):
-		f.add(vRepairFailed, "%s: Repair: %v (the self-healing engine has not landed)", stage, err)
-	case err != nil:
+	out.Took, out.Report = time.Since(start), rr
+	if err != nil {
 		f.add(vRepairFailed, "%s: Repair: %v", stage, err)
 	}
-	rep, cerr := st.Check(ctx)
-	if cerr != nil {
-		f.add(vCheckUnclean, "%s: Check: %v", stage, cerr)
-		return repaired, nil
+	after, cerr := st.Check(ctx)
+	out.After = after
+	switch {
+	case cerr != nil:
+		f.add(vCheckUnclean, "%s: Check after Repair: %v", stage, cerr)
+	case !after.OK():
+		f.add(vCheckUnclean, "%s: after Repair (%s): %s", stage, rr, checkSummary(after))
 	}
-	if repaired && !rep.OK() {
-		f.add(vCheckUnclean, "%s: after Repair (%s): %s", stage, rr, checkSummary(rep))
+	if err == nil && before != nil && before.OK() == rr.Changed() {
+		f.add(vRepairDisagrees, "%s: Check before Repair: %s; Repair: %s", stage, checkSummary(before), rr)
 	}
-	return repaired, rep
+	if err == nil && len(rr.Skipped) > 0 {
+		f.add(vRepairFailed, "%s: Repair skipped %v on a store nobody else used", stage, rr.Skipped)
+	}
+	if rr2, err := st.Repair(ctx); err != nil {
+		f.add(vRepairFailed, "%s: second Repair: %v", stage, err)
+	} else if rr2.Changed() {
+		f.add(vRepairRepeated, "%s: first Repair: %s; second: %s", stage, rr, rr2)
+	}
+	return out
 }
 
 // saveEveryUser saves a new access token for every user, each within

@@ -90,6 +90,19 @@
 // for 500 users) is handed to the factory as StoreOptions.IndexShards;
 // every store of a run, in every process, must use it.
 //
+// # Eventual consistency
+//
+// On a store whose reads lag writes (a stale layer under the stores, or
+// an emulator that lags as the cloud documents), set
+// Config.VisibilityLag: the parent then verifies only once the children's
+// last writes have become visible to a process that did not make them.
+// The workload itself is unchanged: every process saves every user in
+// phase 1 and must find it in phase 2, which a store's monotonic reads
+// guarantee (it never returns a document older than one it wrote), and
+// every write is checked against the real state, so the verification
+// applies as it is. Package integration/staleness runs it on every
+// backend.
+//
 // # Cleanup
 //
 // After verifying, the parent calls DeleteTokens on its store (unless

@@ -28,6 +28,9 @@ func runParent(t *testing.T, cfg Config, env map[string]string, newStore Factory
 	results, total := spawn(ctx, t, cfg, env, dir)
 	sum := summarize(cfg, results)
 	sum.Total = total
+	if cfg.VisibilityLag > 0 {
+		time.Sleep(cfg.VisibilityLag) // the children's last writes become visible
+	}
 
 	// Verify with a fresh store, whatever happened: its report says more
 	// than a failed child, and the cleanup needs it anyway.

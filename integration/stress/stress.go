@@ -90,6 +90,13 @@ type Config struct {
 	// KeepData skips the final DeleteTokens of the parent, leaving the
 	// run's tokens in the store for inspection.
 	KeepData bool
+	// VisibilityLag is how long reads may lag writes on the store under
+	// test (an eventually consistent service, or a stale layer under the
+	// stores). The parent, a process that did not take part, then waits
+	// that long after the children exit before it verifies: until then
+	// it could not see their last writes, whatever the store does. The
+	// children's own work is not delayed.
+	VisibilityLag time.Duration
 }
 
 // SuggestedShards returns the default index shard count for users: one

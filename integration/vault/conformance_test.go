@@ -3,6 +3,7 @@ package vault_test
 import (
 	"testing"
 
+	"github.com/cloudtokens/cloudtokens/integration/staleness"
 	"github.com/cloudtokens/cloudtokens/tokenstore"
 	"github.com/cloudtokens/cloudtokens/tokenstore/tokenstoretest"
 	ctvault "github.com/cloudtokens/cloudtokens/vault"
@@ -40,4 +41,16 @@ func TestConformanceShared(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestConformanceSharedUnderLag runs the two-store cases with reads that
+// lag writes by 2 s (package staleness), as a performance standby may
+// serve them: the assertions wait for the other store's writes to become
+// visible, the stores' own reads do not.
+func TestConformanceSharedUnderLag(t *testing.T) {
+	staleness.RunShared(t, func(t *testing.T, wrap staleness.Wrapper) (a, b tokenstore.Store) {
+		prefix := newPrefix(t)
+		return newEnv(t, prefix, ctvault.WithBackendWrapper(wrap)).store,
+			newEnv(t, prefix, ctvault.WithBackendWrapper(wrap), ctvault.WithIndexCache(true)).store
+	})
 }

@@ -33,8 +33,14 @@ func reliabilityStore(tb testing.TB, o reliability.StoreOptions) reliability.Sto
 		tb.Fatal(err)
 	}
 	client.SetToken(token)
-	s, err := ctvault.New(tb.Context(), client, "cloudtokens-reliability/"+o.Prefix,
-		ctvault.WithIndexShards(o.IndexShards), ctvault.WithLogger(o.Logger))
+	opts := []ctvault.Option{ctvault.WithLogger(o.Logger)}
+	if o.IndexShards > 0 {
+		opts = append(opts, ctvault.WithIndexShards(o.IndexShards))
+	}
+	if o.Wrap != nil {
+		opts = append(opts, ctvault.WithBackendWrapper(o.Wrap))
+	}
+	s, err := ctvault.New(tb.Context(), client, "cloudtokens-reliability/"+o.Prefix, opts...)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -53,4 +59,10 @@ func TestRandomFaults(t *testing.T) {
 // reliability.
 func TestSIGKILL(t *testing.T) {
 	reliability.RunKills(t, reliability.KillConfig{}, reliabilityStore)
+}
+
+// BenchmarkRepair measures Repair on 1,000 tokens on the Vault dev server
+// (see reliability.BenchRepair).
+func BenchmarkRepair(b *testing.B) {
+	reliability.BenchRepair(b, 1000, reliabilityStore)
 }

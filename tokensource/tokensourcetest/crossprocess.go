@@ -33,6 +33,33 @@
 // children got the same access token, which is the stored one, and that
 // the stored refresh token is the rotated one.
 //
+// # Eventual consistency
+//
+// On a store whose reads lag writes by up to a known time (the clouds
+// document eventual consistency; casstoretest.StaleBackend and
+// gcpsmtest.WithEventualConsistency serve it in tests), set
+// Config.VisibilityLag. A process may then read the token as it was
+// before the parent marked it expired: to that process it is a valid
+// token, and returning it is right (a Source never returns a token older
+// than one it has seen, and this process has seen none). So the check
+// that every child got the same access token becomes: every child got an
+// access token that the store held at some point (the login's or the
+// refreshed one) and that the provider still accepts for the user; the
+// one that refreshed got the token stored at the end. If every child read
+// the token before the mark, none refreshed: the later Source with which
+// Run ends (a new process, after the lag) then makes the refresh. Either
+// way every other check holds exactly: one refresh at the provider over
+// the run, two token requests in all (no process that lost the race
+// called the provider), no rotated-out refresh token sent, the stored
+// refresh token the rotated one. The parent waits the lag after the
+// login (a token created less than the lag ago may be missing for
+// another process, which eventual consistency allows and this test does
+// not check), half the lag after the expiry mark (so that some children
+// may still read the token from before it while most read it expired and
+// race for the lease), and the whole lag after the children, before it
+// reads the result.
+// Result.StaleReads counts the children that got the older token.
+//
 // The rest of the parent's environment passes to the children (so
 // endpoints such as CLOUDTOKENS_AWS_ENDPOINT reach them), plus Config.Env.
 // Because a child runs the same test function, setup that only the
@@ -103,12 +130,18 @@ type Config struct {
 	Prefix string
 	// KeepData leaves the run's token in the store.
 	KeepData bool
+	// VisibilityLag is how long reads may lag writes on the store under
+	// test (an eventually consistent service, or a stale layer under the
+	// stores); see "Eventual consistency" in the package documentation.
+	// Zero means the store reads every write at once.
+	VisibilityLag time.Duration
 }
 
 // Result is what a run measured.
 type Result struct {
 	// Refreshes and Exchanges are the provider's counts over the run
-	// (the parent's login is the one exchange).
+	// (the parent's login is the one exchange), the check with a later
+	// Source at the end included.
 	Refreshes, Exchanges int
 	// TokenRequests counts every token endpoint request, failed ones too.
 	TokenRequests int
@@ -117,6 +150,13 @@ type Result struct {
 	Reuses int
 	// Slowest is the longest Token call of a child.
 	Slowest time.Duration
+	// LaterRefreshed is set when, with Config.VisibilityLag, no child
+	// saw the token expired and the later Source made the one refresh.
+	LaterRefreshed bool
+	// StaleReads counts, with Config.VisibilityLag, the children that
+	// got the token as it was before the expiry mark (they read it
+	// before the mark was visible to them).
+	StaleReads int
 }
 
 // Variables the parent hands its children (package proctest adds the test
@@ -203,6 +243,9 @@ func runParent(t *testing.T, cfg Config, env map[string]string, newStore Factory
 	if _, err := login.TokenContext(ctx); err != nil {
 		t.Fatalf("tokensourcetest: login: %v", err)
 	}
+	// A record created less than the lag ago may still be missing for
+	// another process: let every process see it before the run.
+	sleepCtx(ctx, cfg.VisibilityLag)
 	st, err := store.FindToken(ctx, &tokenstore.Token{UserName: user})
 	if err != nil {
 		t.Fatal(err)
@@ -222,6 +265,9 @@ func runParent(t *testing.T, cfg Config, env map[string]string, newStore Factory
 	if got, err := store.FindTokenByID(ctx, st.ID); err != nil || got.Expiry.After(time.Now()) {
 		t.Fatalf("tokensourcetest: the stored token is not expired: %v %v", got, err)
 	}
+	// Under a lag, start the children half of it after the mark: some
+	// may still read the token from before it, most read it expired.
+	sleepCtx(ctx, cfg.VisibilityLag/2)
 
 	extra, _ := json.Marshal(env)
 	childEnv := append(mapEnv(env),
@@ -233,6 +279,7 @@ func runParent(t *testing.T, cfg Config, env map[string]string, newStore Factory
 		children[i] = proctest.Start(ctx, t, proctest.Options{Dir: dir, Worker: i, Env: childEnv, Timeout: cfg.Timeout})
 	}
 	proctest.WaitAll(children)
+	sleepCtx(ctx, cfg.VisibilityLag) // the children's writes become visible here
 
 	res := &Result{}
 	fingerprints := map[string]int{}
@@ -263,35 +310,75 @@ func runParent(t *testing.T, cfg Config, env map[string]string, newStore Factory
 	if t.Failed() {
 		return res
 	}
-	if res.Refreshes != 1 || res.Exchanges != 1 {
-		t.Errorf("tokensourcetest: the provider saw %d refreshes and %d exchanges; want exactly 1 and 1", res.Refreshes, res.Exchanges)
+	// Under a lag every child may have read the token before the expiry
+	// mark; then none refreshed, and the later Source below must.
+	childRefreshed := res.Refreshes == 1
+	if cfg.VisibilityLag == 0 || res.Refreshes > 1 {
+		if res.Refreshes != 1 || res.Exchanges != 1 {
+			t.Errorf("tokensourcetest: the provider saw %d refreshes and %d exchanges; want exactly 1 and 1", res.Refreshes, res.Exchanges)
+		}
+		// With rotation the provider accepts a refresh token once, so a
+		// second successful refresh is impossible anyway: the check that
+		// matters is that no other process even tried (and failed).
+		if res.TokenRequests != 2 {
+			t.Errorf("tokensourcetest: %d token endpoint requests; want 2 (the login and one refresh): processes that lost the race called the provider", res.TokenRequests)
+		}
 	}
-	// With rotation the provider accepts a refresh token once, so a
-	// second successful refresh is impossible anyway: the check that
-	// matters is that no other process even tried (and failed).
-	if res.TokenRequests != 2 {
-		t.Errorf("tokensourcetest: %d token endpoint requests; want 2 (the login and one refresh): processes that lost the race called the provider", res.TokenRequests)
+	// A new process then finds the refreshed token and does not refresh,
+	// or (under a lag, when no child saw the expiry) makes the one
+	// refresh itself.
+	again, err := tokensource.New(store, &tokenstore.Token{UserName: user}, tcfg)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if len(fingerprints) != 1 {
-		t.Errorf("tokensourcetest: the children got %d different access tokens: %v", len(fingerprints), fingerprints)
+	later, err := again.TokenContext(ctx)
+	if err != nil {
+		t.Fatalf("tokensourcetest: a later Source: %v", err)
 	}
 	final, err := store.FindTokenByID(ctx, st.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := fingerprints[Fingerprint(final.AccessToken)]; !ok {
+	if later.AccessToken != final.AccessToken {
+		t.Errorf("tokensourcetest: a later Source got another access token than the stored one")
+	}
+	res.LaterRefreshed = !childRefreshed
+	res.Refreshes, res.Exchanges, res.TokenRequests = srv.Refreshes(), srv.Exchanges(), srv.TokenRequests()
+	if res.Refreshes != 1 || res.Exchanges != 1 || res.TokenRequests != 2 {
+		t.Errorf("tokensourcetest: after a later Source the provider saw %d refreshes, %d exchanges, %d token requests; want exactly 1, 1 and 2",
+			res.Refreshes, res.Exchanges, res.TokenRequests)
+	}
+	if _, ok := fingerprints[Fingerprint(final.AccessToken)]; childRefreshed && !ok {
 		t.Errorf("tokensourcetest: the stored access token is not the one the children got")
+	}
+	if cfg.VisibilityLag == 0 {
+		if len(fingerprints) != 1 {
+			t.Errorf("tokensourcetest: the children got %d different access tokens: %v", len(fingerprints), fingerprints)
+		}
+	} else {
+		// Each child got the login's token (read before the expiry
+		// mark became visible to it) or the refreshed one, and both are
+		// live at the provider.
+		stored := map[string]string{Fingerprint(st.AccessToken): st.AccessToken, Fingerprint(final.AccessToken): final.AccessToken}
+		for fp, n := range fingerprints {
+			tok, ok := stored[fp]
+			if !ok {
+				t.Errorf("tokensourcetest: %d children got an access token (%s) that the store never held", n, fp)
+				continue
+			}
+			if u, ok := srv.AccessTokenUser(tok); !ok || u != user {
+				t.Errorf("tokensourcetest: %d children got an access token (%s) that the provider does not accept for the user", n, fp)
+			}
+			if fp == Fingerprint(st.AccessToken) {
+				res.StaleReads += n
+			}
+		}
 	}
 	if final.RefreshToken == oldRefresh || !srv.RefreshTokenValid(final.RefreshToken) || srv.RefreshTokenValid(oldRefresh) {
 		t.Errorf("tokensourcetest: the stored refresh token is not the rotated one")
 	}
-	// A new process now finds a fresh token and does not refresh.
-	again, err := tokensource.New(store, &tokenstore.Token{UserName: user}, tcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if tok, err := again.TokenContext(ctx); err != nil || tok.AccessToken != final.AccessToken || srv.Refreshes() != 1 {
-		t.Errorf("tokensourcetest: a later Source: %v (refreshes %d)", err, srv.Refreshes())
+	if res.Reuses = srv.RefreshTokenReuses(); res.Reuses != 0 {
+		t.Errorf("tokensourcetest: the later Source sent a rotated-out refresh token (%d reuses)", res.Reuses)
 	}
 	return res
 }
@@ -338,6 +425,19 @@ func runChild(t *testing.T, c proctest.Child, newStore Factory) {
 	}
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// sleepCtx waits d, or until ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
 	}
 }
 

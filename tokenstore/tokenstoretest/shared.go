@@ -1,27 +1,165 @@
 package tokenstoretest
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/cloudtokens/cloudtokens/tokenstore"
 )
+
+// ErrInvalidConfig is wrapped by the error of a nil or bad [SharedOption].
+var ErrInvalidConfig = errors.New("tokenstoretest: invalid configuration")
 
 // RunShared runs the cases that need two store instances over the same
 // data, standing in for two processes: newPair returns two stores that
 // share storage (for example two adapters with the same prefix) and that
 // no other test uses. The second store may cache its index: the cases
 // warm it and then change the data through the first.
-func RunShared(t *testing.T, newPair func(t *testing.T) (a, b tokenstore.Store)) {
+//
+// With [WithVisibilityLag] the cases run as on an eventually consistent
+// service; see the package documentation. A nil or invalid option fails
+// t before any case runs.
+func RunShared(t *testing.T, newPair func(t *testing.T) (a, b tokenstore.Store), opts ...SharedOption) {
 	t.Helper()
+	cfg, err := newSharedConfig(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range SharedCases() {
 		t.Run(c.Name, func(t *testing.T) {
 			defer failOnPanic(t)
 			a, b := newPair(t)
+			if cfg.lag > 0 {
+				a, b = withLag(a, b, cfg.lag)
+			}
 			c.Run(t, a, b)
 		})
 	}
+}
+
+// SharedOption configures [RunShared].
+type SharedOption func(*sharedConfig) error
+
+type sharedConfig struct {
+	lag time.Duration
+}
+
+func newSharedConfig(opts []SharedOption) (sharedConfig, error) {
+	var cfg sharedConfig
+	for i, o := range opts {
+		if o == nil {
+			return sharedConfig{}, fmt.Errorf("%w: option %d is nil", ErrInvalidConfig, i)
+		}
+		if err := o(&cfg); err != nil {
+			return sharedConfig{}, err
+		}
+	}
+	return cfg, nil
+}
+
+// WithVisibilityLag runs the shared cases as on a service whose reads may
+// miss another process's writes for up to d (eventual consistency, which
+// every cloud secrets manager documents): before a case reads through one
+// instance (FindToken, FindTokenByID, Tokens), it waits until d has passed
+// since the last write through the other instance (SaveToken, DeleteToken,
+// DeleteTokens, counted from the moment the write returned). The stores'
+// own work is not delayed: a write through one instance right after a
+// write through the other, and every read a store makes inside a write,
+// must be correct under stale reads, and a store must see its own writes
+// at once. d must be positive.
+func WithVisibilityLag(d time.Duration) SharedOption {
+	return func(c *sharedConfig) error {
+		if d <= 0 {
+			return fmt.Errorf("%w: visibility lag %v: must be positive", ErrInvalidConfig, d)
+		}
+		c.lag = d
+		return nil
+	}
+}
+
+// visibility tracks the writes through the two instances of a shared case.
+type visibility struct {
+	lag       time.Duration
+	mu        sync.Mutex
+	lastWrite [2]time.Time // when the last write through each instance returned
+}
+
+// lagged is one instance of a shared case under a visibility lag.
+type lagged struct {
+	tokenstore.Store
+	self int // 0 or 1
+	v    *visibility
+}
+
+func withLag(a, b tokenstore.Store, lag time.Duration) (tokenstore.Store, tokenstore.Store) {
+	v := &visibility{lag: lag}
+	return &lagged{Store: a, self: 0, v: v}, &lagged{Store: b, self: 1, v: v}
+}
+
+// wrote notes a write through this instance that has just returned.
+func (l *lagged) wrote() {
+	l.v.mu.Lock()
+	defer l.v.mu.Unlock()
+	l.v.lastWrite[l.self] = time.Now()
+}
+
+// await waits until the other instance's writes are visible.
+func (l *lagged) await(ctx context.Context) error {
+	l.v.mu.Lock()
+	visible := l.v.lastWrite[1-l.self].Add(l.v.lag)
+	l.v.mu.Unlock()
+	d := time.Until(visible)
+	if d <= 0 {
+		return nil
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (l *lagged) FindToken(ctx context.Context, q *tokenstore.Token) (*tokenstore.Token, error) {
+	if err := l.await(ctx); err != nil {
+		return nil, err
+	}
+	return l.Store.FindToken(ctx, q)
+}
+
+func (l *lagged) FindTokenByID(ctx context.Context, id string) (*tokenstore.Token, error) {
+	if err := l.await(ctx); err != nil {
+		return nil, err
+	}
+	return l.Store.FindTokenByID(ctx, id)
+}
+
+func (l *lagged) Tokens(ctx context.Context) ([]*tokenstore.Token, error) {
+	if err := l.await(ctx); err != nil {
+		return nil, err
+	}
+	return l.Store.Tokens(ctx)
+}
+
+func (l *lagged) SaveToken(ctx context.Context, t *tokenstore.Token) error {
+	defer l.wrote()
+	return l.Store.SaveToken(ctx, t)
+}
+
+func (l *lagged) DeleteToken(ctx context.Context, id string) error {
+	defer l.wrote()
+	return l.Store.DeleteToken(ctx, id)
+}
+
+func (l *lagged) DeleteTokens(ctx context.Context) error {
+	defer l.wrote()
+	return l.Store.DeleteTokens(ctx)
 }
 
 // SharedCase is one named check over two instances.

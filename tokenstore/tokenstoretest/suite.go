@@ -11,6 +11,29 @@
 // upsert and merge rules, ID assignment, errors, copies, concurrency,
 // unicode, large values and context cancellation. RunShared checks two
 // instances over the same data, standing in for two processes.
+//
+// # Eventual consistency
+//
+// The clouds document their reads as eventually consistent: a process may
+// not see another process's write until some time has passed (see the
+// Consistency sections of the adapters' READMEs). No store can make a
+// write of one process visible to another at once, so an assertion that a
+// store finds what another process has just written only holds once that
+// time has passed. RunShared with [WithVisibilityLag](d) runs the shared
+// cases that way: a read through one instance first waits until d has
+// passed since the last write through the other one.
+//
+// Only the assertions wait. A store's own reads are not delayed, so the
+// cases still check what a store must do under stale reads: a save
+// through one instance right after a save through the other must update
+// the record, not duplicate it (its compare-and-swap writes fail on the
+// stale state and are retried, a claim left by another writer is fenced),
+// a delete and a recreate must not resurrect the old record, and a store
+// must see its own writes at once (monotonic reads). Run the suite on a
+// backend that serves stale reads for up to d (casstoretest.StaleBackend,
+// gcpsmtest.WithEventualConsistency) to check this:
+//
+//	tokenstoretest.RunShared(t, newPair, tokenstoretest.WithVisibilityLag(2*time.Second))
 package tokenstoretest
 
 import (
