@@ -228,6 +228,14 @@ func (s *Store) modifyBucket(ctx context.Context, n int, snaps bucketSnaps, fn f
 
 func (s *Store) modifyLocked(ctx context.Context, n int, snaps bucketSnaps, fn func(*index.Bucket) (bool, error)) (*index.Bucket, error) {
 	var last error
+	// minGen: the bucket is known to be at least at this generation (the
+	// operation read or wrote it, or a compare-and-swap over an earlier
+	// one failed). A read below it is a lagging replica, and a decision
+	// such as "nothing to release" must not be made on it.
+	var minGen uint64
+	if c := snaps[n]; c != nil {
+		minGen = c.b.Gen
+	}
 	fresh := true // whether the last attempt started from a read
 	for attempt := range s.opts.MaxAttempts {
 		if fresh {
@@ -251,7 +259,7 @@ func (s *Store) modifyLocked(ctx context.Context, n int, snaps bucketSnaps, fn f
 		}
 		if !fromMemory {
 			var err error
-			if b, version, err = s.readBucket(ctx, n, snaps); err != nil {
+			if b, version, err = s.readBucketAtLeast(ctx, n, snaps, minGen); err != nil {
 				return nil, err
 			}
 			b = b.Clone()
@@ -261,7 +269,7 @@ func (s *Store) modifyLocked(ctx context.Context, n int, snaps bucketSnaps, fn f
 		if err == nil && !changed && fromMemory {
 			// "Nothing to change" in a remembered bucket may only mean
 			// that the memory is stale: decide again on a fresh read.
-			if b, version, err = s.readBucket(ctx, n, snaps); err != nil {
+			if b, version, err = s.readBucketAtLeast(ctx, n, snaps, max(minGen, b.Gen)); err != nil {
 				return nil, err
 			}
 			b = b.Clone()
@@ -277,6 +285,7 @@ func (s *Store) modifyLocked(ctx context.Context, n int, snaps bucketSnaps, fn f
 		if version == "" && n == 0 && !b.Fixed && ctx.Value(indexCheckedKey{}) == nil && ctx.Value(repairingKey{}) == nil {
 			return nil, errIndexAbsent
 		}
+		base := b.Gen
 		newVersion, err := s.writeBucket(ctx, n, b, version)
 		if err == nil {
 			snaps.keep(n, b, newVersion)
@@ -288,12 +297,42 @@ func (s *Store) modifyLocked(ctx context.Context, n int, snaps bucketSnaps, fn f
 		if n == 0 && errors.Is(err, ErrExists) {
 			s.indexSeen.Store(true) // the read that missed it lagged
 		}
-		s.forgetBucket(n)
+		if errors.Is(err, ErrVersionMismatch) && version != "" {
+			minGen = max(minGen, base+1) // someone wrote after the copy we had
+		} else {
+			s.forgetBucket(n)
+		}
 		delete(snaps, n)
 		last = err
 		s.emit(ctx, observe.Event{Kind: observe.BucketRetry, Bucket: n, Attempt: attempt + 1, Err: err})
 	}
 	return nil, conflict(fmt.Sprintf("index bucket %d update", n), s.opts.MaxAttempts, last)
+}
+
+// readBucketAtLeast reads bucket n, known to be at generation minGen or
+// later: a read of an earlier generation (a lagging replica, or this
+// Store's memory of one) is made again for Options.StaleReadWait. After
+// that the read is believed as it is (the bucket was lost and created
+// again, with its generations starting over).
+func (s *Store) readBucketAtLeast(ctx context.Context, n int, snaps bucketSnaps, minGen uint64) (*index.Bucket, string, error) {
+	var waitUntil time.Time
+	for attempt := 0; ; attempt++ {
+		b, v, err := s.readBucket(ctx, n, snaps)
+		if err != nil || b.Gen >= minGen {
+			return b, v, err
+		}
+		if waitUntil.IsZero() {
+			waitUntil = time.Now().Add(s.opts.StaleReadWait)
+		}
+		if time.Now().After(waitUntil) {
+			s.forgetBucket(n) // what this Store remembers is from before
+			delete(snaps, n)
+			return s.readBucket(ctx, n, snaps)
+		}
+		if err := backoff(ctx, attempt+2); err != nil {
+			return nil, "", err
+		}
+	}
 }
 
 // writeBucket writes b as the next generation of bucket n over version

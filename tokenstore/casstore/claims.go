@@ -234,9 +234,44 @@ func (s *Store) release(ctx context.Context, id string, keys []index.Key, upTo u
 }
 
 // releaseAll removes every mapping of keys to id, whatever generation it
-// was claimed for: for a token that is deleted.
+// was claimed for.
 func (s *Store) releaseAll(ctx context.Context, id string, keys []index.Key, snaps bucketSnaps) {
 	s.release(ctx, id, keys, math.MaxUint64, snaps)
+}
+
+// releaseDeleted removes the entries of a token that DeleteToken has just
+// deleted. Its keys are in the index (the index holds every key of every
+// live token), so a bucket read that does not show one of them is taken
+// for a lagging replica (the token may have been saved moments ago, by
+// another process) and read again for Options.StaleReadWait: a release
+// decided on a stale read would leave the entries behind.
+func (s *Store) releaseDeleted(ctx context.Context, id string, keys []index.Key) {
+	cctx, cancel := s.cleanupContext(ctx)
+	defer cancel()
+	waitUntil := time.Now().Add(s.opts.StaleReadWait)
+	for attempt := 0; len(keys) > 0; attempt++ {
+		missing := map[index.Key]bool{}
+		err := s.modifyKeys(cctx, keys, nil, func(b *index.Bucket, keys []index.Key) (bool, error) {
+			changed := false
+			for _, k := range keys {
+				removed := b.Remove(k, id, math.MaxUint64)
+				missing[k] = !removed
+				changed = changed || removed
+			}
+			return changed, nil
+		})
+		if err != nil {
+			s.opts.Logger.WarnContext(ctx, "cloudtokens: could not release index entries; they are dead and will be dropped later", "id", id, "error", err)
+			return
+		}
+		keys = slices.DeleteFunc(keys, func(k index.Key) bool { return !missing[k] })
+		if len(keys) == 0 || time.Now().After(waitUntil) {
+			return
+		}
+		if err := backoff(cctx, attempt+2); err != nil {
+			return
+		}
+	}
 }
 
 func keyName(kind string) string {

@@ -52,7 +52,7 @@ func (s *Store) DeleteToken(ctx context.Context, id string) (err error) {
 	// Remember the deletion, so that a lagging replica that still shows
 	// the token does not bring it back for this Store.
 	s.recent.put(&storedToken{tok: &tokenstore.Token{ID: id}, meta: tokenstore.Meta{Gen: st.meta.Gen + 1, Deleted: s.now().UnixMilli()}, version: "deleted"})
-	s.releaseAll(ctx, id, index.KeysOf(st.tok), nil)
+	s.releaseDeleted(ctx, id, index.KeysOf(st.tok))
 	return nil
 }
 

@@ -5,6 +5,7 @@ package casstore_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -214,4 +215,95 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+// Saves, refreshes and deletes from four Stores (four processes) of four
+// goroutines each, while half of all reads within 300 ms of a write are
+// stale: once the lag has passed, the
+// index matches the documents exactly. A release (of a withdrawn claim, a
+// rotated refresh token, or a deleted token) decided on a stale bucket
+// that does not show the entries yet would leave them behind.
+func TestStaleReadsLeaveNoEntriesBehind(t *testing.T) {
+	ctx := t.Context()
+	stale := casstoretest.NewStaleBackend(casstore.NewMemoryBackend(), 300*time.Millisecond, 7)
+	stale.P = 0.5
+	var stores []*casstore.Store
+	for range 4 {
+		stores = append(stores, casstore.New(stale, casstore.Options{}))
+	}
+	s := stores[0]
+	var wg sync.WaitGroup
+	for g := range 16 {
+		s := stores[g%4]
+		wg.Go(func() {
+			for i := range 10 {
+				user := fmt.Sprintf("u%d-%d", g, i)
+				tok := &tokenstore.Token{UserName: user, ClientID: "c", ClientSecret: "s", RefreshToken: "r1-" + user, AccessToken: "a1"}
+				if err := s.SaveToken(ctx, tok); err != nil {
+					t.Errorf("save %s: %v", user, err)
+					return
+				}
+				if err := s.SaveToken(ctx, &tokenstore.Token{ID: tok.ID, RefreshToken: "r2-" + user, AccessToken: "a2"}); err != nil {
+					t.Errorf("refresh %s: %v", user, err)
+					return
+				}
+				if i%2 == 0 {
+					if err := s.DeleteToken(ctx, tok.ID); err != nil {
+						t.Errorf("delete %s: %v", user, err)
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	time.Sleep(stale.Window)
+	if rep := mustCheck(t, s); !rep.OK() {
+		t.Errorf("Check after the lag: %s", rep)
+	}
+	all, err := s.Tokens(ctx)
+	if err != nil || len(all) != 80 {
+		t.Errorf("Tokens: %d, %v; want 80", len(all), err)
+	}
+}
+
+// A token deleted by one Store moments after another Store inserted it
+// (and a third found it): the delete's release reads the bucket, and a
+// lagging replica may not show the new token's entries yet. The release reads again until it
+// finds them, so none is left behind.
+func TestDeleteOfAFreshInsertFromAnotherStore(t *testing.T) {
+	ctx := t.Context()
+	stale := casstoretest.NewStaleBackend(casstore.NewMemoryBackend(), 300*time.Millisecond, 11)
+	stale.P = 0.5
+	a, b, c := casstore.New(stale, casstore.Options{}), casstore.New(stale, casstore.Options{}), casstore.New(stale, casstore.Options{})
+	for i := range 20 {
+		user := fmt.Sprintf("user%d", i)
+		if err := a.SaveToken(ctx, &tokenstore.Token{UserName: user, AccessToken: "a"}); err != nil {
+			t.Fatal(err)
+		}
+		var found *tokenstore.Token
+		for found == nil {
+			tok, err := c.FindToken(ctx, &tokenstore.Token{UserName: user})
+			switch {
+			case err == nil:
+				found = tok
+			case !errors.Is(err, tokenstore.ErrNotFound):
+				t.Fatal(err)
+			}
+		}
+		// The delete's own read of the document may lag too: retried as
+		// a caller would.
+		for {
+			err := b.DeleteToken(ctx, found.ID)
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, tokenstore.ErrNotFound) {
+				t.Fatalf("delete %s: %v", user, err)
+			}
+		}
+	}
+	time.Sleep(stale.Window)
+	if rep := mustCheck(t, a); !rep.OK() {
+		t.Errorf("Check after the lag: %s", rep)
+	}
 }
