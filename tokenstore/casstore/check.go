@@ -166,33 +166,54 @@ func (s *Store) takeSurvey(ctx context.Context) (*survey, error) {
 		}
 		sv.docs[id] = st
 	}
-	if indexDocs[0] {
-		s.indexSeen.Store(true) // a read that misses it lags (or the listing does)
-	}
+	// The listing decides which buckets are waited for when a read misses
+	// them (a lagging read); the others are missing at once.
+	s.indexSeen.Store(indexDocs[0])
 	// The buckets of the layout, as far as they can be read.
 	b0, v0, err := s.readBucket(ctx, 0, nil)
 	if err != nil {
 		return nil, err
 	}
 	sv.buckets, sv.versions = []*index.Bucket{b0}, []string{v0}
-	for n := 1; ; n++ {
+	for {
 		l := s.currentLayout()
 		want := l.m
 		if l.fixed > 0 {
 			want, sv.fixed = l.fixed, l.fixed
 		}
-		if n >= want {
+		if len(sv.buckets) >= want {
 			break
 		}
-		b, v, err := s.readBucket(ctx, n, nil)
-		if errors.Is(err, errNoBucket) {
-			sv.buckets, sv.versions = append(sv.buckets, nil), append(sv.versions, "")
-			continue
+		names := make([]string, 0, want-len(sv.buckets))
+		for n := len(sv.buckets); n < want; n++ {
+			names = append(names, IndexName(n))
 		}
+		res, err := s.b.ReadMany(ctx, names)
 		if err != nil {
 			return nil, err
 		}
-		sv.buckets, sv.versions = append(sv.buckets, b), append(sv.versions, v)
+		for _, r := range res {
+			n := len(sv.buckets)
+			var b *index.Bucket
+			var v string
+			switch {
+			case errors.Is(r.Err, tokenstore.ErrNotFound) && (indexDocs[n] || l.fixed > 0):
+				b, v, err = s.readBucket(ctx, n, nil) // listed: a lagging read is waited out
+			case errors.Is(r.Err, tokenstore.ErrNotFound):
+				err = errNoBucket
+			case r.Err != nil:
+				err = r.Err
+			default:
+				b, v, err = s.admitBucket(n, r.Value, r.Version, nil)
+			}
+			if errors.Is(err, errNoBucket) {
+				b, v, err = nil, "", nil
+			}
+			if err != nil {
+				return nil, err
+			}
+			sv.buckets, sv.versions = append(sv.buckets, b), append(sv.versions, v)
+		}
 	}
 	for i := range indexDocs {
 		if i >= len(sv.buckets) {
