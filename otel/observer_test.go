@@ -440,7 +440,7 @@ func TestRefreshWithLeaseWait(t *testing.T) {
 	for _, c := range children(spansA, refA[0]) {
 		kidsA = append(kidsA, c.Name)
 	}
-	for _, want := range []string{"cloudtokens.store.AcquireLease", "cloudtokens.store.FindTokenByID", "cloudtokens.source.TokenRequest", "cloudtokens.store.SaveToken"} {
+	for _, want := range []string{"cloudtokens.store.AcquireLease", "cloudtokens.store.FindTokenByID", "cloudtokens.source.TokenRequest", "cloudtokens.store.SaveTokenLeased"} {
 		if !slices.Contains(kidsA, want) {
 			t.Errorf("A's Refresh has children %v, want %s among them", kidsA, want)
 		}

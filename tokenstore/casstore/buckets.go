@@ -343,6 +343,9 @@ func (s *Store) writeBucket(ctx context.Context, n int, b *index.Bucket, version
 		// written in the new format, the index can grow.
 		b.Fixed, b.Format, b.Depth = false, index.FormatVersion, 0
 	}
+	if version == "" {
+		b.Gen = max(b.Gen, s.incarnationGen())
+	}
 	b.Gen++
 	if !b.Fixed {
 		b.Buckets = max(b.Buckets, s.currentLayout().m, n+1)
@@ -372,6 +375,21 @@ func (s *Store) writeBucket(ctx context.Context, n int, b *index.Bucket, version
 		s.indexSeen.Store(true)
 	}
 	return v, nil
+}
+
+// incarnationGen is the generation a newly created bucket starts from:
+// the clock in nanoseconds. A bucket name can be created again (an index
+// lost out of band and rebuilt by Repair, in this process or another), and
+// a Store that cached the earlier bucket must take the new one for newer,
+// not for a stale replica of the old one; counted one write at a time, an
+// earlier bucket's generation stays far below the clock of any later
+// creation (clocks skewed by more than the time between the two creations
+// excepted).
+func (s *Store) incarnationGen() uint64 {
+	if ns := s.now().UnixNano(); ns > 0 {
+		return uint64(ns)
+	}
+	return 0
 }
 
 // restoreBucket writes b over bucket n, whose name belongs to a deleted

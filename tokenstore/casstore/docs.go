@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/cloudtokens/cloudtokens/tokenstore"
+	"github.com/cloudtokens/cloudtokens/tokenstore/index"
 )
 
 // storedToken is a token document as read or written: the token, its
@@ -40,12 +42,22 @@ func decodeToken(id string, value []byte, version string) (*storedToken, error) 
 // A read that finds nothing where this Store wrote a live token less than
 // Options.StaleReadWait ago (a replica that does not show the new token
 // yet) is retried with backoff until the token shows or that time has
-// passed.
+// passed, unless the index no longer lists the token: then another
+// process deleted it (a delete releases the entries after the document is
+// gone).
 func (s *Store) readDoc(ctx context.Context, id string) (*storedToken, error) {
 	waited := false
 	for attempt := 0; ; attempt++ {
 		obj, err := s.b.Read(ctx, TokenName(id))
 		if errors.Is(err, tokenstore.ErrNotFound) {
+			if attempt == 0 && s.wroteLately(id) {
+				if !s.stillListed(ctx, id) {
+					s.recent.forget(id) // deleted since, by another process
+					return nil, err
+				}
+				waited = true // read again at least once
+				continue
+			}
 			if s.wroteLately(id) || waited {
 				if werr := backoff(ctx, attempt+1); werr != nil {
 					return nil, werr
@@ -61,6 +73,18 @@ func (s *Store) readDoc(ctx context.Context, id string) (*storedToken, error) {
 		}
 		return s.admit(id, obj.Value, obj.Version)
 	}
+}
+
+// stillListed reports whether the index, read again, still lists token
+// id. It answers true when it cannot tell (the read failed), so that the
+// caller waits as it would without asking.
+func (s *Store) stillListed(ctx context.Context, id string) bool {
+	k := index.Key{Kind: index.KindID, Value: id}
+	b, _, _, err := s.bucketFor(ctx, k, nil, false)
+	if err != nil {
+		return true
+	}
+	return slices.Contains(b.Lookup(k), id)
 }
 
 // wroteLately reports whether this Store wrote live token id less than

@@ -50,8 +50,10 @@ func (s *Store) find(ctx context.Context, query *tokenstore.Token, snaps bucketS
 	}
 	key, _ := index.QueryKey(query)
 	read := map[string]*storedToken{}
+	reread := false
 	if s.opts.CacheIndex {
-		if c := s.cachedBucket(s.currentLayout().route(key)); c != nil && covers(c.b, key) {
+		n := s.currentLayout().route(key)
+		if c := s.cachedBucket(n); c != nil && covers(c.b, key) {
 			if ids := c.b.Lookup(key); len(ids) > 0 {
 				st, err := s.selectFrom(ctx, query, ids, read)
 				if err == nil {
@@ -61,10 +63,13 @@ func (s *Store) find(ctx context.Context, query *tokenstore.Token, snaps bucketS
 					return nil, err
 				}
 			}
-			// A miss, a mismatch or an ambiguity in the cache: read the bucket.
+			// A miss, a mismatch or an ambiguity in the cache: read the
+			// bucket, unless a missing document had it read already
+			// (readDoc asks the index whether the token is still listed).
+			reread = s.cachedBucket(n) != c
 		}
 	}
-	b, _, _, err := s.bucketFor(ctx, key, snaps, false)
+	b, _, _, err := s.bucketFor(ctx, key, snaps, reread)
 	if err != nil {
 		return nil, err
 	}

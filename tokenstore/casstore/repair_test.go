@@ -76,6 +76,41 @@ func TestLostIndexIsRebuilt(t *testing.T) {
 	}
 }
 
+// A Store that has the index in memory takes an index that another
+// process rebuilt (after a loss out of band) for the newer one, not for a
+// stale replica of the one it remembers: the token that the rebuild
+// indexed is found, and the next save of a remembered user updates it.
+func TestIndexRebuiltByAnotherStoreIsNotStale(t *testing.T) {
+	ctx := t.Context()
+	b := casstore.NewMemoryBackend()
+	long := casstore.New(b, casstore.Options{})
+	toks := saveUsers(t, long, 6)
+	for _, tok := range toks { // long has every bucket at its latest generation
+		if _, err := long.FindToken(ctx, &tokenstore.Token{UserName: tok.UserName}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deleteIndex(t, b)
+	late := &tokenstore.Token{UserName: "late@example.com", RefreshToken: "rt-late"}
+	if err := casstore.New(b, casstore.Options{}).SaveToken(ctx, late); err != nil {
+		t.Fatal(err) // rebuilds the index, then inserts
+	}
+	got, err := long.FindToken(ctx, &tokenstore.Token{UserName: late.UserName})
+	if err != nil || got.ID != late.ID {
+		t.Fatalf("FindToken of a token indexed after the rebuild: %v, %v", got, err)
+	}
+	if err := long.SaveToken(ctx, &tokenstore.Token{UserName: toks[2].UserName, AccessToken: "after-rebuild"}); err != nil {
+		t.Fatal(err)
+	}
+	all, err := long.Tokens(ctx)
+	if err != nil || len(all) != len(toks)+1 {
+		t.Fatalf("Tokens: %d (%v), want %d", len(all), err, len(toks)+1)
+	}
+	if rep := mustCheck(t, long); !rep.OK() {
+		t.Fatalf("after the rebuild: %s", rep)
+	}
+}
+
 // Repair recreates a lost bucket, re-indexes an unindexed document, drops
 // dead entries, resolves a duplicate by keeping the record saved last,
 // removes old tombstones and leaves corrupt documents alone; a second run
