@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -53,7 +54,11 @@ func AWSConfigFromEnv(ctx context.Context) (cfg aws.Config, ok bool, err error) 
 
 // NewAWS returns the AWS target on cfg. Its client keeps up to 64 idle
 // connections per host (the SDK default is 10) so that 32 goroutines do
-// not reconnect; the store and the raw calls share it.
+// not reconnect, and makes up to 10 attempts of a request (the SDK
+// default is 3): moto_server is not thread-safe and answers some requests
+// under concurrent load with HTTP 500 ("dictionary changed size during
+// iteration"), as the stress tests note. The store and the raw calls
+// share it; retries are counted (Usage.SDKRetries).
 func NewAWS(ctx context.Context, cfg aws.Config) (*Target, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -63,7 +68,9 @@ func NewAWS(ctx context.Context, cfg aws.Config) (*Target, error) {
 		t.MaxIdleConnsPerHost = 64
 	})
 	t := newTarget()
-	client := secretsmanager.NewFromConfig(cfg, t.Calls.AWSOption())
+	client := secretsmanager.NewFromConfig(cfg, t.Calls.AWSOption(), func(o *secretsmanager.Options) {
+		o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) { so.MaxAttempts = 10 })
+	})
 	server := "AWS Secrets Manager"
 	if cfg.BaseEndpoint != nil {
 		server += " at " + *cfg.BaseEndpoint

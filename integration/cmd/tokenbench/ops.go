@@ -92,19 +92,7 @@ type runner struct {
 	rule2  []*tokenstore.Token // records with only an access token
 	next   int                 // next user number for new tokens
 	n      int                 // tokens in the store
-	seen   map[bench.Store]int // the bucket count when each store last used the index
 }
-
-// saw notes that st has just used the index: it knows the layout.
-func (r *runner) saw(st bench.Store) {
-	if r.seen == nil {
-		r.seen = map[bench.Store]int{}
-	}
-	r.seen[st] = r.buckets()
-}
-
-// stale reports whether the index grew since st last used it.
-func (r *runner) stale(st bench.Store) bool { return r.seen[st] != r.buckets() }
 
 func newRunner(ctx context.Context, t *bench.Target, prefix string) (*runner, error) {
 	warm, err := t.Open(ctx, prefix, bench.StoreOptions{IndexCache: true})

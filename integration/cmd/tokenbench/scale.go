@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"log"
 	"sync"
 	"time"
 
@@ -67,6 +68,7 @@ type loadAgg struct {
 	allD     []time.Duration
 	rule2Req []int
 	buckets  func() int
+	progress func(LoadSlice)
 }
 
 func (a *loadAgg) add(s Sample, err error, rule2 bool) {
@@ -99,6 +101,9 @@ func (a *loadAgg) add(s Sample, err error, rule2 bool) {
 		sl := LoadSlice{To: a.done, D: now.Sub(a.last), Buckets: a.buckets(), Splits: a.cur.splits, Lost: a.cur.lost,
 			Req: statsOf(a.cur.req), Calls: statsOf(a.cur.calls), P50: percentile(a.cur.ds, 50), Max: percentile(a.cur.ds, 100)}
 		a.res.Slices = append(a.res.Slices, sl)
+		if a.progress != nil {
+			a.progress(sl)
+		}
 		a.allReq = append(a.allReq, a.cur.req...)
 		a.allCalls = append(a.allCalls, a.cur.calls...)
 		a.allD = append(a.allD, a.cur.ds...)
@@ -118,6 +123,11 @@ func (a *loadAgg) add(s Sample, err error, rule2 bool) {
 func (r *runner) loadScale(n, workers, rule2, rule2Every, keep, slices int) *LoadResult {
 	res := &LoadResult{N: n, Workers: workers}
 	agg := &loadAgg{n: n, slices: slices, res: res, last: time.Now(), buckets: r.buckets}
+	if slices > 1 {
+		agg.progress = func(s LoadSlice) {
+			log.Printf("%s: %s of %s inserts, %.0f/s in the last %s, %s buckets", r.t.Name, commas(s.To), commas(n), float64(n/slices)/s.D.Seconds(), fmtDur(s.D), commas(s.Buckets))
+		}
+	}
 	stride := max(1, n/max(1, keep))
 	var mu sync.Mutex
 	next := make(chan int)
@@ -159,7 +169,6 @@ func (r *runner) loadScale(n, workers, rule2, rule2Every, keep, slices int) *Loa
 	wg.Wait()
 	res.D = time.Since(start)
 	r.next += n
-	r.saw(r.warm)
 	res.Req, res.Calls, res.IndexWrites, res.Rule2Req = statsOf(agg.allReq), statsOf(agg.allCalls), statsOf(agg.allIdx), statsOf(agg.rule2Req)
 	res.P50, res.P99, res.Max = percentile(agg.allD, 50), percentile(agg.allD, 99), percentile(agg.allD, 100)
 	return res

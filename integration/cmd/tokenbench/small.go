@@ -32,31 +32,24 @@ func splitCost(m, splits int) int {
 // that lost (another store wrote the bucket since this one knew it) adds
 // the fresh read and the write again.
 //
-// A store whose layout is stale (the index grew through other stores
-// since it last wrote) may read one bucket more to learn it.
-func (r *runner) insertBudget(st bench.Store, t *tokenstore.Token) func(Sample) int {
-	stale := r.stale(st)
+// A store learns the layout only from the buckets it reads, so what it
+// knows may be out of date (another store split buckets since, or the
+// buckets it read were written before the last splits): each key may
+// then cost one more read (+K·R).
+func insertBudget(t *tokenstore.Token) func(Sample) int {
 	return func(s Sample) int {
 		k := bucketsOf(t, s.M)
-		return k + 1 + k + splitCost(s.M, s.U.Splits) + 2*s.U.FailedCAS + b2i(stale)
+		return 2*k + 1 + k + splitCost(s.M, s.U.Splits) + 2*s.U.FailedCAS
 	}
 }
 
 // deleteBudget: the read of the token, the delete, a read and a write of
 // each bucket its keys touch (and again for a lost compare-and-swap).
-func (r *runner) deleteBudget(st bench.Store, t *tokenstore.Token) func(Sample) int {
-	stale := r.stale(st)
+func deleteBudget(t *tokenstore.Token) func(Sample) int {
 	return func(s Sample) int {
 		k := bucketsOf(t, s.M)
-		return 2 + 2*k + splitCost(s.M, s.U.Splits) + 2*s.U.FailedCAS + b2i(stale)
+		return 2 + 3*k + splitCost(s.M, s.U.Splits) + 2*s.U.FailedCAS
 	}
-}
-
-func b2i(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 func fixed(n int) func(Sample) int { return func(Sample) int { return n } }
@@ -73,16 +66,27 @@ type rawDoc struct {
 // rawCopy creates a raw copy of value and writes it once more (so that
 // on GCP it has a previous version and a remembered etag, as the store's
 // documents do).
+//
+// moto_server is not thread-safe and sometimes answers a request it has
+// applied with HTTP 500, which the SDK retries; a copy that ends up in a
+// state the raw side does not expect is abandoned and made again (twice
+// at most).
 func (r *runner) rawCopy(value []byte) (*rawDoc, error) {
-	d := &rawDoc{name: "raw-" + bench.RandomHex(8), value: value}
 	var err error
-	if d.version, err = r.t.Raw.Create(r.ctx, r.prefix, d.name, value); err != nil {
-		return nil, fmt.Errorf("creating a raw copy: %w", err)
+	for range 3 {
+		d := &rawDoc{name: "raw-" + bench.RandomHex(8), value: value}
+		if d.version, err = r.t.Raw.Create(r.ctx, r.prefix, d.name, value); err != nil {
+			err = fmt.Errorf("creating a raw copy: %w", err)
+			continue
+		}
+		if d.version, err = r.t.Raw.Write(r.ctx, r.prefix, d.name, value, d.version); err != nil {
+			err = fmt.Errorf("writing a raw copy: %w", err)
+			_ = r.t.Raw.Delete(r.ctx, r.prefix, d.name)
+			continue
+		}
+		return d, nil
 	}
-	if d.version, err = r.t.Raw.Write(r.ctx, r.prefix, d.name, value, d.version); err != nil {
-		return nil, fmt.Errorf("writing a raw copy: %w", err)
-	}
-	return d, nil
+	return nil, err
 }
 
 // forgetter is implemented by raw clients that remember secrets (GCP's
@@ -145,12 +149,11 @@ func (r *runner) suite(iters int, withRaw, scan bool) []*Op {
 	if _, err := r.cold.FindToken(ctx, bench.UserQuery(tok(0))); err != nil {
 		return fail(err)
 	}
-	r.saw(r.cold)
 	for _, rule := range rules {
 		if len(rule.toks) == 0 {
 			continue
 		}
-		cold := &Op{Name: "FindToken by " + rule.name + ", cold", BudgetExpr: "2R (+R when the layout grew)"}
+		cold := &Op{Name: "FindToken by " + rule.name + ", cold", BudgetExpr: "2R (+R when its layout is out of date)"}
 		warm := &Op{Name: "FindToken by " + rule.name + ", warm", BudgetExpr: "R"}
 		if withRaw {
 			cold.Refs = []*Ref{{Name: "Read index + Read token"}}
@@ -160,17 +163,10 @@ func (r *runner) suite(iters int, withRaw, scan bool) []*Op {
 			t := rule.toks[i%len(rule.toks)]
 			q := rule.query(t)
 			sides := []func(){func() {
-				stale := r.stale(r.cold)
 				r.addOp(cold, func(ctx context.Context) error {
 					got, err := r.cold.FindToken(ctx, q)
 					return expectID(got, err, t.ID)
-				}, func(s Sample) int {
-					if stale {
-						return 3
-					}
-					return 2
-				})
-				r.saw(r.cold)
+				}, fixed(3))
 			}}
 			if withRaw {
 				sides = append(sides, func() {
@@ -254,10 +250,10 @@ func (r *runner) suite(iters int, withRaw, scan bool) []*Op {
 		// Inserting a record with only an access token: its lookup (rule
 		// 2) finds nothing in the index, and the engine then scans every
 		// token for a refreshable record with that access token.
-		rule2 := &Op{Name: "SaveToken new, a record with only an access token", BudgetExpr: "K·R + C + K·U (+ splits)"}
+		rule2 := &Op{Name: "SaveToken new, a record with only an access token", BudgetExpr: "K·R + C + K·U (+ K·R, splits)"}
 		for range 2 {
 			u := bench.NewAccessOnlyToken()
-			if _, ok := r.addOp(rule2, func(ctx context.Context) error { return r.warm.SaveToken(ctx, u) }, r.insertBudget(r.warm, u)); ok {
+			if _, ok := r.addOp(rule2, func(ctx context.Context) error { return r.warm.SaveToken(ctx, u) }, insertBudget(u)); ok {
 				r.rule2 = append(r.rule2, u)
 				r.n++
 			}
@@ -350,8 +346,8 @@ func (r *runner) suite(iters int, withRaw, scan bool) []*Op {
 	}
 	ops = append(ops, refresh, blind)
 
-	create := &Op{Name: "SaveToken new", BudgetExpr: "K·R + C + K·U (+ splits)"}
-	del := &Op{Name: "DeleteToken", BudgetExpr: "R + Del + K·(R + U)"}
+	create := &Op{Name: "SaveToken new", BudgetExpr: "K·R + C + K·U (+ K·R, splits)"}
+	del := &Op{Name: "DeleteToken", BudgetExpr: "R + Del + K·(R + U) (+ K·R, splits)"}
 	// The raw side makes the same requests as the store's insert without
 	// splits: a read of an index bucket, the create, and K writes of the
 	// index, on its own copy of bucket 0; the delete likewise.
@@ -375,8 +371,7 @@ func (r *runner) suite(iters int, withRaw, scan bool) []*Op {
 		k := bucketsOf(u, r.buckets()) // the ID shares the bucket of the user name
 		var saved bool
 		sides := []func(){func() {
-			_, saved = r.addOp(create, func(ctx context.Context) error { return r.warm.SaveToken(ctx, u) }, r.insertBudget(r.warm, u))
-			r.saw(r.warm)
+			_, saved = r.addOp(create, func(ctx context.Context) error { return r.warm.SaveToken(ctx, u) }, insertBudget(u))
 		}}
 		if withRaw {
 			sides = append(sides, func() {
@@ -403,8 +398,7 @@ func (r *runner) suite(iters int, withRaw, scan bool) []*Op {
 		interleave(i, sides...)
 		sides = []func(){func() {
 			if saved {
-				r.addOp(del, func(ctx context.Context) error { return r.warm.DeleteToken(ctx, u.ID) }, r.deleteBudget(r.warm, u))
-				r.saw(r.warm)
+				r.addOp(del, func(ctx context.Context) error { return r.warm.DeleteToken(ctx, u.ID) }, deleteBudget(u))
 			}
 		}}
 		if withRaw {
@@ -434,16 +428,13 @@ func (r *runner) suite(iters int, withRaw, scan bool) []*Op {
 	ops = append(ops, create, del)
 
 	// The same writes with the default options (no index cache).
-	createCold := &Op{Name: "SaveToken new, cache off", BudgetExpr: "K·R + C + K·U (+ splits)"}
-	delCold := &Op{Name: "DeleteToken, cache off", BudgetExpr: "R + Del + K·(R + U)"}
+	createCold := &Op{Name: "SaveToken new, cache off", BudgetExpr: "K·R + C + K·U (+ K·R, splits)"}
+	delCold := &Op{Name: "DeleteToken, cache off", BudgetExpr: "R + Del + K·(R + U) (+ K·R, splits)"}
 	for range max(2, iters/5) {
 		u := bench.NewToken(r.next)
 		r.next++
-		_, ok := r.addOp(createCold, func(ctx context.Context) error { return r.cold.SaveToken(ctx, u) }, r.insertBudget(r.cold, u))
-		r.saw(r.cold)
-		if ok {
-			r.addOp(delCold, func(ctx context.Context) error { return r.cold.DeleteToken(ctx, u.ID) }, r.deleteBudget(r.cold, u))
-			r.saw(r.cold)
+		if _, ok := r.addOp(createCold, func(ctx context.Context) error { return r.cold.SaveToken(ctx, u) }, insertBudget(u)); ok {
+			r.addOp(delCold, func(ctx context.Context) error { return r.cold.DeleteToken(ctx, u.ID) }, deleteBudget(u))
 		}
 	}
 	ops = append(ops, createCold, delCold)
@@ -481,7 +472,6 @@ func (r *runner) load(from, to, rule2Every int) error {
 		}
 	}
 	r.next = max(r.next, to)
-	r.saw(r.warm)
 	return nil
 }
 
