@@ -52,6 +52,8 @@ import (
 	"time"
 
 	"github.com/cloudtokens/cloudtokens/integration/bench"
+	"github.com/cloudtokens/cloudtokens/tokenstore/casstore"
+	"github.com/cloudtokens/cloudtokens/tokenstore/casstore/casstoretest"
 )
 
 // Sizes of the scale run: the default run, and -full (the sizes of issue
@@ -83,6 +85,7 @@ type config struct {
 	slice       time.Duration
 	refreshes   int
 	day         []string
+	quota       []string
 	dayInserts  int
 	dayDeletes  int
 	staleWindow time.Duration
@@ -127,7 +130,7 @@ func parseSizes(s string, base map[string]int) (map[string]int, error) {
 
 func main() {
 	var c config
-	var backends, sections, sizes, day string
+	var backends, sections, sizes, day, quota string
 	flag.StringVar(&backends, "backends", "memory,aws,vault,gcp", "comma-separated backends to measure: memory, aws, vault, gcp")
 	flag.StringVar(&sections, "sections", strings.Join(allSections, ","), "comma-separated parts to run: "+strings.Join(allSections, ", "))
 	flag.StringVar(&sizes, "n", "", "tokens of the scale run per backend, e.g. memory=1000000,aws=10000 (default memory=100000,gcp=20000,vault=10000,aws=1000)")
@@ -147,6 +150,7 @@ func main() {
 	flag.DurationVar(&c.slice, "slice", 5*time.Second, "throughput: store and raw SDK alternate in slices this long")
 	flag.IntVar(&c.refreshes, "refreshes", 100, "GCP: refresh saves before counting billable versions")
 	flag.StringVar(&day, "day", "memory", "backends that run the simulated day under AWS's version quota (aws: over moto_server, ~15 min)")
+	flag.StringVar(&quota, "quota", "", "backends whose scale store runs under AWS's version quota on the real clock (casstoretest.QuotaBackend): a write past 100 versions of one secret in 24 hours fails")
 	flag.IntVar(&c.dayInserts, "day-inserts", 10000, "simulated day: sign-ups a day")
 	flag.IntVar(&c.dayDeletes, "day-deletes", 10000, "simulated day: deletions a day (on the second day)")
 	flag.DurationVar(&c.staleWindow, "stale-window", 2*time.Second, "stale reads: how long reads lag behind writes")
@@ -159,7 +163,7 @@ func main() {
 	flag.BoolVar(&c.skipMissing, "skip-missing", true, "report a backend whose environment is unset as skipped; false: fail")
 	flag.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
-	c.backends, c.sections, c.day = splitList(backends), splitList(sections), splitList(day)
+	c.backends, c.sections, c.day, c.quota = splitList(backends), splitList(sections), splitList(day), splitList(quota)
 	for _, s := range c.sections {
 		if !slices.Contains(allSections, s) {
 			log.Fatalf("-sections: unknown section %q (want %s)", s, strings.Join(allSections, ", "))
@@ -277,7 +281,9 @@ type BackendResult struct {
 
 // ScaleResult is the scale store of one backend.
 type ScaleResult struct {
-	N      int
+	N int
+	// Quota, when set, is the quota the scale store ran under (-quota).
+	Quota  *casstoretest.QuotaBackend
 	Load   *LoadResult
 	Check  *CheckResult
 	Tokens *Op
@@ -357,7 +363,7 @@ func runBackend(ctx context.Context, c *config, name string) *BackendResult {
 	}
 
 	if c.has("small") {
-		small, err := newRunner(ctx, t, bench.NewPrefix("small"))
+		small, err := newRunner(ctx, t, bench.NewPrefix("small"), nil)
 		if err != nil {
 			br.Fatal = err.Error()
 			return br
@@ -383,7 +389,14 @@ func runBackend(ctx context.Context, c *config, name string) *BackendResult {
 	if n := c.sizes[name]; n > 0 && (c.has("scale") || c.has("throughput")) {
 		sc := &ScaleResult{N: n}
 		br.Scale = sc
-		scale, err := newRunner(ctx, t, bench.NewPrefix("scale"))
+		var wrap func(casstore.Backend) casstore.Backend
+		if slices.Contains(c.quota, name) {
+			wrap = bench.Shared(func(b casstore.Backend) casstore.Backend {
+				sc.Quota = casstoretest.NewQuotaBackend(b, time.Now)
+				return sc.Quota
+			})
+		}
+		scale, err := newRunner(ctx, t, bench.NewPrefix("scale"), wrap)
 		if err != nil {
 			br.Fatal = err.Error()
 			return br

@@ -8,6 +8,7 @@ import (
 
 	"github.com/cloudtokens/cloudtokens/integration/bench"
 	"github.com/cloudtokens/cloudtokens/tokenstore"
+	"github.com/cloudtokens/cloudtokens/tokenstore/casstore"
 	"github.com/cloudtokens/cloudtokens/tokenstore/index"
 )
 
@@ -92,24 +93,28 @@ type runner struct {
 	rule2  []*tokenstore.Token // records with only an access token
 	next   int                 // next user number for new tokens
 	n      int                 // tokens in the store
+	wrap   func(casstore.Backend) casstore.Backend
 }
 
-func newRunner(ctx context.Context, t *bench.Target, prefix string) (*runner, error) {
-	warm, err := t.Open(ctx, prefix, bench.StoreOptions{IndexCache: true})
-	if err != nil {
+// newRunner opens the runner's stores on prefix; wrap, when set, wraps
+// the backend of every store of the runner (bench.Shared: one wrapper for
+// all of them, as one cloud for several processes).
+func newRunner(ctx context.Context, t *bench.Target, prefix string, wrap func(casstore.Backend) casstore.Backend) (*runner, error) {
+	r := &runner{ctx: ctx, t: t, prefix: prefix, wrap: wrap}
+	var err error
+	if r.warm, err = r.fresh(true); err != nil {
 		return nil, fmt.Errorf("open %s: %w", prefix, err)
 	}
-	cold, err := t.Open(ctx, prefix, bench.StoreOptions{})
-	if err != nil {
+	if r.cold, err = r.fresh(false); err != nil {
 		return nil, fmt.Errorf("open %s: %w", prefix, err)
 	}
-	return &runner{ctx: ctx, t: t, prefix: prefix, warm: warm, cold: cold}, nil
+	return r, nil
 }
 
 // fresh opens a new Store on the runner's prefix, as a process that has
 // never read it.
 func (r *runner) fresh(cache bool) (bench.Store, error) {
-	return r.t.Open(r.ctx, r.prefix, bench.StoreOptions{IndexCache: cache})
+	return r.t.Open(r.ctx, r.prefix, bench.StoreOptions{IndexCache: cache, Wrap: r.wrap})
 }
 
 // buckets is the number of index buckets the runner's stores created.

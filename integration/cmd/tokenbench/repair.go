@@ -42,7 +42,7 @@ type purger interface {
 func runRepair(ctx context.Context, t *bench.Target, n int) *RepairResult {
 	res := &RepairResult{Backend: t.Name, N: n}
 	prefix := bench.NewPrefix("repair")
-	r, err := newRunner(ctx, t, prefix)
+	r, err := newRunner(ctx, t, prefix, nil)
 	if err != nil {
 		res.Err = err.Error()
 		return res

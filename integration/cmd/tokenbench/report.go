@@ -257,6 +257,16 @@ func (r *Report) renderScale(w io.Writer, bs []*BackendResult) {
 		}
 		row(w, append(cells, tok, del)...)
 	}
+	for _, b := range bs {
+		if s := b.Scale; s != nil && s.Quota != nil {
+			most, name := s.Quota.MaxVersions()
+			fmt.Fprintf(w, "\n**%s ran under AWS's version quota** (casstoretest.QuotaBackend on the real clock, 100 versions per secret in 24 hours): %s writes refused; the most versions of one secret: %d (%s).", b.Name, commas(s.Quota.Refused()), most, name)
+			if l := s.Load; l != nil && l.Errors > 0 {
+				fmt.Fprintf(w, " %s of %s inserts failed; the first failure came after %s inserts: %s.", commas(l.Errors), commas(l.N), commas(l.FirstErrAt), firstLine(l.FirstErr))
+			}
+			fmt.Fprintln(w)
+		}
+	}
 	fmt.Fprintf(w, "\nLoaded with SaveToken of new tokens, %d in flight, through a Store with WithIndexCache(true); %d of them are records with only an access token (rule 2), one in %d of the first %s (inserting one scans the store, see the small store's table; they are left out of the requests per insert). Requests and Backend calls per insert include the splits the insert triggered. Check, Tokens() and DeleteTokens are single runs; Tokens() reads every bucket and every token (RM(N)).\n\n", r.Config.workers, r.Config.rule2, r.Config.rule2Every, commas(r.Config.rule2*r.Config.rule2Every))
 }
 

@@ -46,6 +46,7 @@ type LoadResult struct {
 	P50, P99, Max     time.Duration
 	Errors            int
 	FirstErr          string
+	FirstErrAt        int // inserts completed when the first one failed
 }
 
 // loadAgg gathers the inserts of a load as they complete.
@@ -81,6 +82,9 @@ func (a *loadAgg) add(s Sample, err error, rule2 bool) {
 		a.cur.splits += s.U.Splits
 	}
 	if err != nil {
+		if a.res.Errors == 0 {
+			a.res.FirstErrAt = a.done
+		}
 		a.res.Errors++
 		a.res.FirstErr = cmp.Or(a.res.FirstErr, err.Error())
 	} else if !rule2 {
