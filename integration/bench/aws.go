@@ -7,12 +7,14 @@ import (
 	"os"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/cloudtokens/cloudtokens/awssm"
+	"github.com/cloudtokens/cloudtokens/tokenstore/casstore"
 )
 
 // EnvAWSEndpoint is the Secrets Manager endpoint the tests and the
@@ -52,7 +54,11 @@ func AWSConfigFromEnv(ctx context.Context) (cfg aws.Config, ok bool, err error) 
 
 // NewAWS returns the AWS target on cfg. Its client keeps up to 64 idle
 // connections per host (the SDK default is 10) so that 32 goroutines do
-// not reconnect; the store and the raw calls share it.
+// not reconnect, and makes up to 10 attempts of a request (the SDK
+// default is 3): moto_server is not thread-safe and answers some requests
+// under concurrent load with HTTP 500 ("dictionary changed size during
+// iteration"), as the stress tests note. The store and the raw calls
+// share it; retries are counted (Usage.SDKRetries).
 func NewAWS(ctx context.Context, cfg aws.Config) (*Target, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -61,28 +67,27 @@ func NewAWS(ctx context.Context, cfg aws.Config) (*Target, error) {
 		t.MaxIdleConns = 256
 		t.MaxIdleConnsPerHost = 64
 	})
-	c := NewCounter()
-	client := secretsmanager.NewFromConfig(cfg, c.AWSOption())
+	t := newTarget()
+	client := secretsmanager.NewFromConfig(cfg, t.Calls.AWSOption(), func(o *secretsmanager.Options) {
+		o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) { so.MaxAttempts = 10 })
+	})
 	server := "AWS Secrets Manager"
 	if cfg.BaseEndpoint != nil {
 		server += " at " + *cfg.BaseEndpoint
 	}
-	return &Target{
-		Name:   "aws",
-		Server: server,
-		Calls:  c,
-		Costs: Costs{Read: 1, Create: 1, Update: 2, Delete: 1, ReadMany: func(n int) int {
-			return ceilDiv(n, 20)
-		}},
-		Raw: awsRaw{c: client},
-		open: func(ctx context.Context, prefix string, o StoreOptions) (Store, error) {
-			opts := []awssm.Option{awssm.WithIndexCache(o.IndexCache), awssm.WithLogger(logger())}
-			if o.IndexShards > 0 {
-				opts = append(opts, awssm.WithIndexShards(o.IndexShards))
-			}
-			return awssm.New(ctx, client, prefix, opts...)
-		},
-	}, nil
+	t.Name, t.Server = "aws", server
+	t.Costs = Costs{Read: 1, Create: 1, Update: 2, Delete: 1, ReadMany: func(n int) int {
+		return ceilDiv(n, 20)
+	}}
+	t.Raw = awsRaw{c: client}
+	t.open = func(ctx context.Context, prefix string, o StoreOptions, wrap func(casstore.Backend) casstore.Backend) (Store, error) {
+		opts := []awssm.Option{awssm.WithIndexCache(o.IndexCache), awssm.WithLogger(logger()), awssm.WithBackendWrapper(wrap)}
+		if o.IndexShards > 0 {
+			opts = append(opts, awssm.WithIndexShards(o.IndexShards))
+		}
+		return awssm.New(ctx, client, prefix, opts...)
+	}
+	return t, nil
 }
 
 // awsRaw makes the requests of the awssm backend: secret "<prefix>/<name>".
@@ -138,5 +143,13 @@ func (r awsRaw) Create(ctx context.Context, prefix, name string, value []byte) (
 // awssm does by default: one call.
 func (r awsRaw) Delete(ctx context.Context, prefix, name string) error {
 	_, err := r.c.DeleteSecret(ctx, &secretsmanager.DeleteSecretInput{SecretId: aws.String(prefix + "/" + name)})
+	return err
+}
+
+// Purge deletes the secret at once, without a recovery window
+// (ForceDeleteWithoutRecovery), so that its name can be created again:
+// what an operator who removes an index secret by hand does.
+func (r awsRaw) Purge(ctx context.Context, prefix, name string) error {
+	_, err := r.c.DeleteSecret(ctx, &secretsmanager.DeleteSecretInput{SecretId: aws.String(prefix + "/" + name), ForceDeleteWithoutRecovery: aws.Bool(true)})
 	return err
 }

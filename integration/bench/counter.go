@@ -19,8 +19,9 @@ import (
 )
 
 // Counter counts the requests a client sends, by operation, at the
-// transport: every attempt of the SDK retryer counts. It is safe for
-// concurrent use.
+// transport: every attempt of the SDK retryer counts. A request made with
+// a context from [Track] also counts in that context's [Tally]. It is safe
+// for concurrent use.
 type Counter struct {
 	mu sync.Mutex
 	m  map[string]int
@@ -57,8 +58,16 @@ func (c *Counter) Writes() Calls {
 	return maps.Clone(c.w)
 }
 
-// Add counts one request of operation op.
-func (c *Counter) Add(op string) {
+// Add counts one request of operation op, made with ctx.
+func (c *Counter) Add(ctx context.Context, op string) {
+	c.count(op)
+	if t := tallyOf(ctx); t != nil {
+		t.request(op)
+	}
+}
+
+// count counts op without a context (no Tally).
+func (c *Counter) count(op string) {
 	c.mu.Lock()
 	c.m[op]++
 	c.mu.Unlock()
@@ -131,12 +140,15 @@ func (c *Counter) AWSOption() func(*secretsmanager.Options) {
 			}
 			return s.Finalize.Insert(middleware.FinalizeMiddlewareFunc("tokenbench.count",
 				func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
-					c.Add(awsmiddleware.GetOperationName(ctx))
+					c.Add(ctx, awsmiddleware.GetOperationName(ctx))
 					if n, ok := ctx.Value(attemptsKey{}).(*int); ok {
 						if *n++; *n > 1 {
 							c.mu.Lock()
 							c.r++
 							c.mu.Unlock()
+							if t := tallyOf(ctx); t != nil {
+								t.sdkRetry()
+							}
 						}
 					}
 					return next.HandleFinalize(ctx, in)
@@ -183,7 +195,7 @@ func grpcWritten(req any) string {
 // (AccessSecretVersion, AddSecretVersion, ...).
 func (c *Counter) GRPCInterceptor() grpc.UnaryClientInterceptor {
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-		c.Add(path.Base(method))
+		c.Add(ctx, path.Base(method))
 		if name := grpcWritten(req); name != "" {
 			c.AddWrite(name)
 		}
@@ -200,7 +212,7 @@ func (c *Counter) RoundTripper(next http.RoundTripper) http.RoundTripper {
 		next = http.DefaultTransport
 	}
 	return roundTripperFunc(func(r *http.Request) (*http.Response, error) {
-		c.Add(vaultOp(r))
+		c.Add(r.Context(), vaultOp(r))
 		switch r.Method {
 		case http.MethodPut, http.MethodPost, http.MethodDelete, http.MethodPatch:
 			c.AddWrite(r.URL.Path)

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"strconv"
 	"strings"
+	"sync"
 
 	secretmanager "cloud.google.com/go/secretmanager/apiv1"
 	"cloud.google.com/go/secretmanager/apiv1/secretmanagerpb"
@@ -18,50 +19,63 @@ import (
 
 	"github.com/cloudtokens/cloudtokens/gcpsm"
 	"github.com/cloudtokens/cloudtokens/gcpsm/gcpsmtest"
+	"github.com/cloudtokens/cloudtokens/tokenstore/casstore"
 )
 
 // GCPProject is the project the GCP target uses on its emulator.
 const GCPProject = "tokenbench"
 
-// NewGCP starts the gcpsmtest emulator in this process on a loopback TCP
-// port and returns the GCP target on it: the official client over gRPC,
-// with a unary interceptor counting the calls. Close stops the emulator.
-func NewGCP(ctx context.Context) (*Target, error) {
-	srv, err := gcpsmtest.New()
+// NewGCP starts the gcpsmtest emulator (with opts) in this process on a
+// loopback TCP port and returns the GCP target on it: the official client
+// over gRPC, with a unary interceptor counting the calls. Close stops the
+// emulator.
+func NewGCP(ctx context.Context, opts ...gcpsmtest.Option) (*Target, error) {
+	srv, err := gcpsmtest.New(opts...)
 	if err != nil {
 		return nil, err
 	}
-	c := NewCounter()
-	opts := append(srv.ClientOptions(), option.WithGRPCDialOption(grpc.WithChainUnaryInterceptor(c.GRPCInterceptor())))
-	client, err := secretmanager.NewClient(ctx, opts...)
+	t := newTarget()
+	copts := append(srv.ClientOptions(), option.WithGRPCDialOption(grpc.WithChainUnaryInterceptor(t.Calls.GRPCInterceptor())))
+	client, err := secretmanager.NewClient(ctx, copts...)
 	if err != nil {
 		srv.Close()
 		return nil, fmt.Errorf("gcp: new client: %w", err)
 	}
-	raw := &gcpRaw{c: client, parent: "projects/" + GCPProject}
-	return &Target{
-		Name:   "gcp",
-		Server: "gcpsmtest emulator at " + srv.Addr() + " (in process, gRPC over TCP)",
-		Calls:  c,
-		Costs:  Costs{Read: 1, Create: 3, Update: 4, Delete: 1, ReadMany: func(n int) int { return n }},
-		Raw:    raw,
-		open: func(ctx context.Context, prefix string, o StoreOptions) (Store, error) {
-			opts := []gcpsm.Option{gcpsm.WithIndexCache(o.IndexCache), gcpsm.WithLogger(logger())}
-			if o.IndexShards > 0 {
-				opts = append(opts, gcpsm.WithIndexShards(o.IndexShards))
-			}
-			return gcpsm.New(ctx, client, GCPProject, prefix, opts...)
-		},
-		closers: []func() error{srv.Close, client.Close},
-	}, nil
+	t.Name = "gcp"
+	t.Server = "gcpsmtest emulator at " + srv.Addr() + " (in process, gRPC over TCP)"
+	// A write: AddSecretVersion, UpdateSecret under the etag the adapter
+	// remembers, DestroySecretVersion of the version before the replaced
+	// one (GetSecret first when the etag is not known).
+	t.Costs = Costs{Read: 1, Create: 3, Update: 3, Delete: 1, ReadMany: func(n int) int { return n }}
+	t.Raw = &gcpRaw{c: client, parent: "projects/" + GCPProject, mem: map[string]*secretState{}}
+	t.open = func(ctx context.Context, prefix string, o StoreOptions, wrap func(casstore.Backend) casstore.Backend) (Store, error) {
+		opts := []gcpsm.Option{gcpsm.WithIndexCache(o.IndexCache), gcpsm.WithLogger(logger()), gcpsm.WithBackendWrapper(wrap)}
+		if o.IndexShards > 0 {
+			opts = append(opts, gcpsm.WithIndexShards(o.IndexShards))
+		}
+		return gcpsm.New(ctx, client, GCPProject, prefix, opts...)
+	}
+	t.closers = []func() error{srv.Close, client.Close}
+	return t, nil
 }
 
 // gcpRaw makes the requests of the gcpsm backend: secret
 // "projects/<project>/secrets/<prefix>_<name>", whose "current" alias
-// names the current version.
+// names the current version and "previous" the one before. Like the
+// adapter it remembers each secret's etag and aliases from the answers of
+// its writes, so that a write needs no GetSecret.
 type gcpRaw struct {
 	c      *secretmanager.Client
 	parent string
+
+	mu  sync.Mutex
+	mem map[string]*secretState
+}
+
+// secretState is what gcpRaw remembers of a secret it wrote.
+type secretState struct {
+	etag    string
+	aliases map[string]int64
 }
 
 func (r *gcpRaw) secret(prefix, name string) string {
@@ -81,29 +95,55 @@ func (r *gcpRaw) Read(ctx context.Context, prefix, name string) (Doc, error) {
 	return Doc{Value: resp.GetPayload().GetData(), Version: v}, nil
 }
 
-// Write is the compare-and-swap of gcpsm: GetSecret (etag and alias),
-// AddSecretVersion, UpdateSecret moving the alias under the etag, and
-// DestroySecretVersion of the replaced version.
+func (r *gcpRaw) remembered(secret string) *secretState {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.mem[secret]
+}
+
+func (r *gcpRaw) remember(secret string, sec *secretmanagerpb.Secret) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.mem[secret] = &secretState{etag: sec.GetEtag(), aliases: maps.Clone(sec.GetVersionAliases())}
+}
+
+// Write is the compare-and-swap of gcpsm on a secret whose etag is
+// remembered: AddSecretVersion; UpdateSecret under the etag, "current" →
+// the new version and "previous" → version; DestroySecretVersion of the
+// version "previous" named before (none on the first write after the
+// creation). Without a remembered etag, a GetSecret comes first.
 func (r *gcpRaw) Write(ctx context.Context, prefix, name string, value []byte, version string) (string, error) {
 	secret := r.secret(prefix, name)
-	sec, err := r.c.GetSecret(ctx, &secretmanagerpb.GetSecretRequest{Name: secret})
+	expected, err := strconv.ParseInt(version, 10, 64)
 	if err != nil {
 		return "", err
 	}
-	if cur := sec.GetVersionAliases()[gcpsm.CurrentAlias]; strconv.FormatInt(cur, 10) != version {
-		return "", fmt.Errorf("gcp raw write %s: at version %d, not %s", secret, cur, version)
+	st := r.remembered(secret)
+	if st == nil || st.aliases[gcpsm.CurrentAlias] != expected {
+		sec, err := r.c.GetSecret(ctx, &secretmanagerpb.GetSecretRequest{Name: secret})
+		if err != nil {
+			return "", err
+		}
+		st = &secretState{etag: sec.GetEtag(), aliases: sec.GetVersionAliases()}
 	}
-	v, err := r.addAndMove(ctx, sec, secret, value)
+	if cur := st.aliases[gcpsm.CurrentAlias]; cur != expected {
+		return "", fmt.Errorf("gcp raw write %s: at version %d, not %d", secret, cur, expected)
+	}
+	v, err := r.addAndMove(ctx, secret, st, value, expected)
 	if err != nil {
 		return "", err
 	}
-	if _, err := r.c.DestroySecretVersion(ctx, &secretmanagerpb.DestroySecretVersionRequest{Name: secret + "/versions/" + version}); err != nil {
-		return "", err
+	if old := st.aliases[gcpsm.PreviousAlias]; old > 0 && old != expected {
+		if _, err := r.c.DestroySecretVersion(ctx, &secretmanagerpb.DestroySecretVersionRequest{Name: secret + "/versions/" + strconv.FormatInt(old, 10)}); err != nil {
+			return "", err
+		}
 	}
 	return v, nil
 }
 
-func (r *gcpRaw) addAndMove(ctx context.Context, sec *secretmanagerpb.Secret, secret string, value []byte) (string, error) {
+// addAndMove adds value as a version and moves the aliases to it under
+// st's etag, and remembers the answer.
+func (r *gcpRaw) addAndMove(ctx context.Context, secret string, st *secretState, value []byte, expected int64) (string, error) {
 	crc := int64(crc32.Checksum(value, castagnoli))
 	ver, err := r.c.AddSecretVersion(ctx, &secretmanagerpb.AddSecretVersionRequest{
 		Parent:  secret,
@@ -117,18 +157,22 @@ func (r *gcpRaw) addAndMove(ctx context.Context, sec *secretmanagerpb.Secret, se
 	if err != nil {
 		return "", err
 	}
-	aliases := maps.Clone(sec.GetVersionAliases())
+	aliases := maps.Clone(st.aliases)
 	if aliases == nil {
 		aliases = map[string]int64{}
 	}
 	aliases[gcpsm.CurrentAlias] = n
-	_, err = r.c.UpdateSecret(ctx, &secretmanagerpb.UpdateSecretRequest{
-		Secret:     &secretmanagerpb.Secret{Name: secret, Etag: sec.GetEtag(), VersionAliases: aliases},
+	if expected > 0 {
+		aliases[gcpsm.PreviousAlias] = expected
+	}
+	sec, err := r.c.UpdateSecret(ctx, &secretmanagerpb.UpdateSecretRequest{
+		Secret:     &secretmanagerpb.Secret{Name: secret, Etag: st.etag, VersionAliases: aliases},
 		UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"version_aliases"}},
 	})
 	if err != nil {
 		return "", err
 	}
+	r.remember(secret, sec)
 	return v, nil
 }
 
@@ -148,11 +192,15 @@ func (r *gcpRaw) Create(ctx context.Context, prefix, name string, value []byte) 
 	if err != nil {
 		return "", err
 	}
-	return r.addAndMove(ctx, sec, sec.GetName(), value)
+	return r.addAndMove(ctx, sec.GetName(), &secretState{etag: sec.GetEtag(), aliases: sec.GetVersionAliases()}, value, 0)
 }
 
 func (r *gcpRaw) Delete(ctx context.Context, prefix, name string) error {
-	return r.c.DeleteSecret(ctx, &secretmanagerpb.DeleteSecretRequest{Name: r.secret(prefix, name)})
+	secret := r.secret(prefix, name)
+	r.mu.Lock()
+	delete(r.mem, secret)
+	r.mu.Unlock()
+	return r.c.DeleteSecret(ctx, &secretmanagerpb.DeleteSecretRequest{Name: secret})
 }
 
 // BillableVersions returns the number of ENABLED and DISABLED versions of
@@ -180,4 +228,12 @@ func (t *Target) BillableVersions(ctx context.Context, prefix, name string) (int
 		}
 		n++
 	}
+}
+
+// Forget drops what the raw client remembers of a secret, so that its
+// next write reads the etag first, as a new process's would.
+func (r *gcpRaw) Forget(prefix, name string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.mem, r.secret(prefix, name))
 }

@@ -38,6 +38,18 @@ func NewToken(n int) *tokenstore.Token {
 	}
 }
 
+// NewAccessOnlyToken returns a record that has only an access token (and
+// its expiry and API domain): Zoho's rule 2 records, which are never
+// refreshed and are found by their access token alone. The index holds
+// the access token's digest for them.
+func NewAccessOnlyToken() *tokenstore.Token {
+	return &tokenstore.Token{
+		AccessToken: "1000." + RandomHex(16) + "." + RandomHex(16),
+		Expiry:      time.Now().Add(time.Hour).Truncate(time.Millisecond),
+		APIDomain:   "https://www.zohoapis.com",
+	}
+}
+
 // Refreshed returns the update a refresh saves: the stored token with a
 // new access token and expiry (the refresh token is unchanged).
 func Refreshed(t *tokenstore.Token) *tokenstore.Token {
@@ -90,6 +102,10 @@ var benchLogger = slog.New(&warnCounter{h: slog.NewTextHandler(os.Stderr, &slog.
 
 // logger is the stores' logger: warnings to stderr, counted.
 func logger() *slog.Logger { return benchLogger }
+
+// Logger returns the logger of the bench's stores (warnings to stderr,
+// counted by Warnings), for engines built with casstore.New.
+func Logger() *slog.Logger { return benchLogger }
 
 // warnCounter counts the records it passes on.
 type warnCounter struct{ h slog.Handler }

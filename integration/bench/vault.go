@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/vault/api"
 
+	"github.com/cloudtokens/cloudtokens/tokenstore/casstore"
 	ctvault "github.com/cloudtokens/cloudtokens/vault"
 )
 
@@ -47,8 +48,8 @@ func NewVault(ctx context.Context, addr, token string) (*Target, error) {
 	}
 	tr.MaxIdleConns = 256
 	tr.MaxIdleConnsPerHost = 64
-	c := NewCounter()
-	cfg.HttpClient.Transport = c.RoundTripper(tr)
+	t := newTarget()
+	cfg.HttpClient.Transport = t.Calls.RoundTripper(tr)
 	client, err := api.NewClient(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("vault: new client: %w", err)
@@ -57,23 +58,20 @@ func NewVault(ctx context.Context, addr, token string) (*Target, error) {
 	if _, err := client.Sys().HealthWithContext(ctx); err != nil {
 		return nil, fmt.Errorf("vault: %s: %w", addr, err)
 	}
-	return &Target{
-		Name:   "vault",
-		Server: "Vault at " + addr + " (KV v2 at " + ctvault.DefaultMount + "/)",
-		Calls:  c,
-		// Create of a new entry: the write with cas=0 and max_versions on
-		// its metadata. Delete: read, deletion marker with cas, metadata
-		// delete.
-		Costs: Costs{Read: 1, Create: 2, Update: 1, Delete: 3, ReadMany: func(n int) int { return n }},
-		Raw:   vaultRaw{c: client, mount: ctvault.DefaultMount},
-		open: func(ctx context.Context, prefix string, o StoreOptions) (Store, error) {
-			opts := []ctvault.Option{ctvault.WithIndexCache(o.IndexCache), ctvault.WithLogger(logger())}
-			if o.IndexShards > 0 {
-				opts = append(opts, ctvault.WithIndexShards(o.IndexShards))
-			}
-			return ctvault.New(ctx, client, prefix, opts...)
-		},
-	}, nil
+	t.Name = "vault"
+	t.Server = "Vault at " + addr + " (KV v2 at " + ctvault.DefaultMount + "/)"
+	// Create of a new entry: the write with cas=0 and max_versions on its
+	// metadata. Delete: read, deletion marker with cas, metadata delete.
+	t.Costs = Costs{Read: 1, Create: 2, Update: 1, Delete: 3, ReadMany: func(n int) int { return n }}
+	t.Raw = vaultRaw{c: client, mount: ctvault.DefaultMount}
+	t.open = func(ctx context.Context, prefix string, o StoreOptions, wrap func(casstore.Backend) casstore.Backend) (Store, error) {
+		opts := []ctvault.Option{ctvault.WithIndexCache(o.IndexCache), ctvault.WithLogger(logger()), ctvault.WithBackendWrapper(wrap)}
+		if o.IndexShards > 0 {
+			opts = append(opts, ctvault.WithIndexShards(o.IndexShards))
+		}
+		return ctvault.New(ctx, client, prefix, opts...)
+	}
+	return t, nil
 }
 
 // vaultRaw makes the requests of the vault backend: entry

@@ -7,6 +7,7 @@ package gcp_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 
 	secretmanager "cloud.google.com/go/secretmanager/apiv1"
@@ -54,9 +55,22 @@ func layered(tb testing.TB, o stress.StoreOptions) []gcpsm.Option {
 	return []gcpsm.Option{gcpsm.WithBackendWrapper(staleness.ProcessLayer(tb, o.Worker).Wrap)}
 }
 
+// TestStressGrowth runs the workload with the default options: the index
+// starts as one bucket and
+// must grow to at least 16 while 4 processes × 16 goroutines insert, with
+// nothing lost or duplicated, Check clean and every surviving user found
+// by user name and listed once (package stress verifies it).
+func TestStressGrowth(t *testing.T) {
+	sum := runStress(t, stress.Config{Users: 2400, GrowingIndex: true, MinBuckets: 16},
+		nil, nil)
+	if sum != nil {
+		t.Logf("index: %d buckets, the largest %d bytes", sum.Buckets, sum.LargestBucket)
+	}
+}
+
 // runStress runs the workload on a new emulator; every store gets opts and
 // what perStore returns for it (perStore may be nil).
-func runStress(t *testing.T, cfg stress.Config, emulator []gcpsmtest.Option, perStore func(testing.TB, stress.StoreOptions) []gcpsm.Option, opts ...gcpsm.Option) {
+func runStress(t *testing.T, cfg stress.Config, emulator []gcpsmtest.Option, perStore func(testing.TB, stress.StoreOptions) []gcpsm.Option, opts ...gcpsm.Option) *stress.Summary {
 	if testing.Short() {
 		t.Skip("stress test: skipped with -short")
 	}
@@ -71,7 +85,10 @@ func runStress(t *testing.T, cfg stress.Config, emulator []gcpsmtest.Option, per
 	sum := stress.Run(t, cfg, func(tb testing.TB, o stress.StoreOptions) stress.Store {
 		prefix = o.Prefix
 		client := newClient(tb, o.Getenv(envAddr))
-		all := append([]gcpsm.Option{gcpsm.WithIndexShards(o.IndexShards)}, opts...)
+		all := slices.Clone(opts)
+		if o.IndexShards > 0 {
+			all = append([]gcpsm.Option{gcpsm.WithIndexShards(o.IndexShards)}, all...)
+		}
 		if perStore != nil {
 			all = append(all, perStore(tb, o)...)
 		}
@@ -82,7 +99,7 @@ func runStress(t *testing.T, cfg stress.Config, emulator []gcpsmtest.Option, per
 		return s
 	})
 	if sum == nil {
-		return // a child: its worker is done
+		return nil // a child: its worker is done
 	}
 	// Every write destroyed the version its previous alias named before,
 	// and every lost race destroyed its own: each remaining secret (tokens
@@ -129,6 +146,7 @@ func runStress(t *testing.T, cfg stress.Config, emulator []gcpsmtest.Option, per
 	if secrets == 0 {
 		t.Error("no secret found under the run's prefix")
 	}
+	return sum
 }
 
 func newClient(tb testing.TB, addr string) *secretmanager.Client {

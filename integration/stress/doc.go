@@ -70,9 +70,11 @@
 //  4. verify, in the parent with a fresh store: Tokens lists exactly one
 //     token per surviving user and none of a deleted one, every token has
 //     the ID all processes agreed on and an access token that one of the
-//     successful phase-3 saves wrote; the deletes add up; the deleted
-//     users are not found; Check reports that the index and the documents
-//     agree exactly (no orphans, no missing entries, no duplicate keys).
+//     successful phase-3 saves wrote; the deletes add up; every
+//     surviving user is found by user name (and by refresh token) as the
+//     token listed for it, and the deleted users are not found; Check
+//     reports that the index and the documents agree exactly (no orphans,
+//     no missing entries, no duplicate keys).
 //
 // An operation that returns an error other than the expected ErrNotFound
 // fails the test. tokenstore.ErrConflict (retries exhausted) is counted
@@ -102,6 +104,12 @@
 // every write is checked against the real state, so the verification
 // applies as it is. Package integration/staleness runs it on every
 // backend.
+//
+// Config.GrowingIndex runs the stores with their default options instead:
+// the index starts as one bucket and grows by itself (splits) while the
+// processes write, and Config.MinBuckets makes the run fail unless it
+// ends with at least that many buckets. Use enough users for the index to
+// pass its split size many times (a few thousand for 16 buckets).
 //
 // # Cleanup
 //

@@ -57,8 +57,15 @@ func runParent(t *testing.T, cfg Config, env map[string]string, newStore Factory
 		t.Fatalf("stress: verification: Check: %v", err)
 	}
 	problems := verify(cfg, results, toks, rep)
-	problems = append(problems, verifyDeleted(ctx, cfg, vs)...)
+	problems = append(problems, verifyLookups(ctx, cfg, vs, toks)...)
 	sum.Verify = time.Since(start)
+	sum.Buckets = rep.Buckets
+	for _, sz := range rep.ShardSizes {
+		sum.LargestBucket = max(sum.LargestBucket, sz)
+	}
+	if rep.Buckets < cfg.MinBuckets {
+		problems = append(problems, fmt.Sprintf("the index has %d buckets at the end, want at least %d", rep.Buckets, cfg.MinBuckets))
+	}
 
 	t.Logf("stress summary (prefix %s):\n%s\ncheck: %s; index shard sizes %v", cfg.Prefix, sum, reportSummary(rep), rep.ShardSizes)
 	for _, r := range results {
@@ -301,27 +308,57 @@ func lastWrites(results []*childResult, u int) []string {
 	return out
 }
 
-// verifyDeleted checks that no lookup finds a deleted user.
-func verifyDeleted(ctx context.Context, cfg Config, st Store) []string {
-	var problems []string
-	for u := range cfg.Users {
-		if !cfg.deleted(u) {
-			continue
-		}
-		queries := []*tokenstore.Token{{UserName: userName(u)}}
-		if cfg.hasRefresh(u) {
-			queries = append(queries, &tokenstore.Token{ClientID: clientID, ClientSecret: clientSecret, RefreshToken: refreshTokenOf(u)})
-		}
-		for _, q := range queries {
-			rule, _ := tokenstore.QueryRuleOf(q)
-			tok, err := st.FindToken(ctx, q)
-			switch {
-			case err == nil:
-				problems = append(problems, fmt.Sprintf("user %d was deleted but FindToken by %s finds token %s", u, rule, tok.ID))
-			case !errors.Is(err, tokenstore.ErrNotFound):
-				problems = append(problems, fmt.Sprintf("user %d: FindToken by %s: %v", u, rule, err))
-			}
+// verifyLookups checks, with the verification store, that every
+// surviving user is found by user name (and, where it has one, by refresh
+// token) as the one token Tokens lists for it, and that no lookup finds a
+// deleted user. The lookups run lookupWorkers at a time.
+func verifyLookups(ctx context.Context, cfg Config, st Store, toks []*tokenstore.Token) []string {
+	listed := map[int][]string{}
+	for _, tok := range toks {
+		if u, ok := userOf(tok.UserName); ok {
+			listed[u] = append(listed[u], tok.ID)
 		}
 	}
+	var mu sync.Mutex
+	var problems []string
+	add := func(format string, args ...any) {
+		mu.Lock()
+		problems = append(problems, fmt.Sprintf(format, args...))
+		mu.Unlock()
+	}
+	users := make(chan int)
+	var wg sync.WaitGroup
+	for range lookupWorkers {
+		wg.Go(func() {
+			for u := range users {
+				queries := []*tokenstore.Token{{UserName: userName(u)}}
+				if cfg.hasRefresh(u) {
+					queries = append(queries, &tokenstore.Token{ClientID: clientID, ClientSecret: clientSecret, RefreshToken: refreshTokenOf(u)})
+				}
+				for _, q := range queries {
+					rule, _ := tokenstore.QueryRuleOf(q)
+					tok, err := st.FindToken(ctx, q)
+					switch {
+					case cfg.deleted(u) && err == nil:
+						add("user %d was deleted but FindToken by %s finds token %s", u, rule, tok.ID)
+					case cfg.deleted(u) && errors.Is(err, tokenstore.ErrNotFound):
+					case err != nil:
+						add("user %d: FindToken by %s: %v", u, rule, err)
+					case len(listed[u]) == 1 && tok.ID != listed[u][0]:
+						add("user %d: FindToken by %s finds token %s, Tokens lists %s", u, rule, tok.ID, listed[u][0])
+					}
+				}
+			}
+		})
+	}
+	for u := range cfg.Users {
+		users <- u
+	}
+	close(users)
+	wg.Wait()
+	slices.Sort(problems)
 	return problems
 }
+
+// lookupWorkers is the number of lookups verifyLookups makes at once.
+const lookupWorkers = 8

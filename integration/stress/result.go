@@ -167,8 +167,13 @@ type Summary struct {
 	// Errors is the number of unexpected errors and inconsistencies that
 	// the children reported.
 	Errors int
-	// Verify is the time the parent took to list and check the store.
+	// Verify is the time the parent took to list, check and query the
+	// store.
 	Verify time.Duration
+	// Buckets is the number of index buckets at the end (Check's
+	// Report.Buckets) and LargestBucket the encoded size in bytes of the
+	// largest.
+	Buckets, LargestBucket int
 	// Total is the wall time of the children, from start to exit.
 	Total time.Duration
 }
@@ -262,8 +267,12 @@ func phaseOps(i int) []string {
 func (s *Summary) String() string {
 	var b strings.Builder
 	c := s.Config
-	fmt.Fprintf(&b, "%d processes × %d goroutines × %d users, %d index shards: total %v, verify %v, %d conflicts, %d errors\n",
-		c.Processes, c.Goroutines, c.Users, c.IndexShards, s.Total.Round(time.Millisecond), s.Verify.Round(time.Millisecond), s.Conflicts, s.Errors)
+	layout := fmt.Sprintf("%d index shards", c.IndexShards)
+	if c.GrowingIndex {
+		layout = "default options (growing index)"
+	}
+	fmt.Fprintf(&b, "%d processes × %d goroutines × %d users, %s: total %v, verify %v, %d conflicts, %d errors; %d index buckets at the end, the largest %d bytes\n",
+		c.Processes, c.Goroutines, c.Users, layout, s.Total.Round(time.Millisecond), s.Verify.Round(time.Millisecond), s.Conflicts, s.Errors, s.Buckets, s.LargestBucket)
 	for _, p := range s.Phases {
 		rate := 0.0
 		if p.Wall > 0 {

@@ -38,7 +38,9 @@ type StoreOptions struct {
 	// secret ID and a Vault path. Add a separator if the adapter wants one.
 	Prefix string
 	// IndexShards is the index shard count every store of the run must
-	// use (Config.IndexShards).
+	// use (Config.IndexShards), or 0 with Config.GrowingIndex: then the
+	// factory must build the store with its default options (no
+	// WithIndexShards), so that the index grows by itself.
 	IndexShards int
 	// Worker is the child's worker number, 0 to Processes-1, or -1 for
 	// the parent's verification store.
@@ -66,8 +68,17 @@ type Config struct {
 	Goroutines int
 	// Users is the number of distinct users (default 500).
 	Users int
-	// IndexShards is passed to the factory (default SuggestedShards(Users)).
+	// IndexShards is passed to the factory (default SuggestedShards(Users);
+	// 0 with GrowingIndex).
 	IndexShards int
+	// GrowingIndex runs every store with its default options: the index
+	// starts as one bucket and grows by itself while the processes write.
+	// StoreOptions.IndexShards is 0 and IndexShards is ignored.
+	GrowingIndex bool
+	// MinBuckets fails the run unless Check reports at least this many
+	// index buckets at the end: with GrowingIndex, the proof that the
+	// index grew under the concurrent writers.
+	MinBuckets int
 	// DeleteEvery: users u with u % DeleteEvery == 0 are deleted in phase 3
 	// (default 5, a fifth of the users).
 	DeleteEvery int
@@ -117,7 +128,10 @@ func (c Config) withDefaults() Config {
 	if c.Users <= 0 {
 		c.Users = 500
 	}
-	if c.IndexShards <= 0 {
+	switch {
+	case c.GrowingIndex:
+		c.IndexShards = 0
+	case c.IndexShards <= 0:
 		c.IndexShards = SuggestedShards(c.Users)
 	}
 	if c.DeleteEvery <= 0 {
@@ -177,18 +191,19 @@ func Run(t *testing.T, cfg Config, newStore Factory) *Summary {
 // without the environment, which the child has in its own.
 type childConfig struct {
 	Processes, Goroutines, Users, IndexShards, DeleteEvery, RefreshTokenEvery int
+	GrowingIndex                                                              bool
 	Timeout                                                                   time.Duration
 	Prefix                                                                    string
 }
 
 func (c Config) child() childConfig {
-	return childConfig{c.Processes, c.Goroutines, c.Users, c.IndexShards, c.DeleteEvery, c.RefreshTokenEvery, c.Timeout, c.Prefix}
+	return childConfig{c.Processes, c.Goroutines, c.Users, c.IndexShards, c.DeleteEvery, c.RefreshTokenEvery, c.GrowingIndex, c.Timeout, c.Prefix}
 }
 
 func (cc childConfig) config() Config {
 	return Config{
 		Processes: cc.Processes, Goroutines: cc.Goroutines, Users: cc.Users, IndexShards: cc.IndexShards,
-		DeleteEvery: cc.DeleteEvery, RefreshTokenEvery: cc.RefreshTokenEvery, Timeout: cc.Timeout, Prefix: cc.Prefix,
+		DeleteEvery: cc.DeleteEvery, RefreshTokenEvery: cc.RefreshTokenEvery, GrowingIndex: cc.GrowingIndex, Timeout: cc.Timeout, Prefix: cc.Prefix,
 	}
 }
 

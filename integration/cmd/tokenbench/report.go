@@ -22,10 +22,10 @@ type Report struct {
 }
 
 var legends = map[string]string{
-	"memory": "R = 1 Read, C = 1 Create, U = 1 Update, Del = 1 Delete, RM(n) = 1 ReadMany (Backend calls)",
-	"aws":    "R = 1 GetSecretValue, C = 1 CreateSecret, U = 2 (PutSecretValue + UpdateSecretVersionStage), Del = 1 DeleteSecret, RM(n) = ⌈n/20⌉ BatchGetSecretValue",
-	"vault":  "R = 1 GET data, C = 2 (PUT data cas=0 + PUT metadata max_versions), U = 1 PUT data with cas, Del = 3 (GET data + PUT deletion marker with cas + DELETE metadata), RM(n) = n GET data",
-	"gcp":    "R = 1 AccessSecretVersion, C = 3 (CreateSecret + AddSecretVersion + UpdateSecret), U = 4 (GetSecret + AddSecretVersion + UpdateSecret + DestroySecretVersion), Del = 1 DeleteSecret, RM(n) = n AccessSecretVersion",
+	"memory": "R = 1 Read, C = 1 Create, U = 1 Update, Del = 1 Delete, RM(n) = 1 ReadMany (the requests are the Backend calls)",
+	"aws":    "R = 1 GetSecretValue, C = 1 CreateSecret, U = 2 (PutSecretValue + UpdateSecretVersionStage), Del = 1 DeleteSecret, RM(n) = ⌈n/20⌉ BatchGetSecretValue, List = ⌈n/100⌉ ListSecrets",
+	"vault":  "R = 1 GET data, C = 2 (PUT data cas=0 + PUT metadata max_versions), U = 1 PUT data with cas, Del = 3 (GET data + PUT deletion marker with cas + DELETE metadata), RM(n) = n GET data, List = 1 LIST metadata",
+	"gcp":    "R = 1 AccessSecretVersion (2 for a missing document: the alias, then version 1), C = 3 (CreateSecret + AddSecretVersion + UpdateSecret), U = AddSecretVersion + UpdateSecret under the remembered etag + DestroySecretVersion of the version before the replaced one (+ GetSecret when the etag is not known; no destroy on the first write after the creation), Del = 1 DeleteSecret, RM(n) = n AccessSecretVersion, List = ListSecrets pages",
 }
 
 // Render writes the report as markdown.
@@ -36,20 +36,24 @@ func (r *Report) Render(w io.Writer) {
 		r.Started.UTC().Format("2006-01-02 15:04 UTC"), r.GoVersion, r.CPUs, r.Elapsed.Round(time.Second), strings.Join(r.Args, " "))
 	var live []*BackendResult
 	for _, b := range r.Backends {
-		if b.Fatal != "" && len(b.Small) == 0 {
+		if b.Fatal != "" && len(b.Small) == 0 && b.Scale == nil {
 			p("- **%s**: %s%s\n", b.Name, map[bool]string{true: "skipped: ", false: "failed: "}[b.Skipped], b.Fatal)
 			continue
 		}
 		live = append(live, b)
 		p("- **%s**: %s\n", b.Name, b.Server)
 	}
-	p("\n")
+	p("\nEvery store has the default options (no WithIndexShards: one index bucket at first, growing by itself); the warm stores add WithIndexCache(true).\n\n")
 	if len(live) > 0 {
 		r.renderRatios(w, live)
 		r.renderBudgets(w, live)
 		r.renderScale(w, live)
-		r.renderTokensAt(w, live)
+		r.renderScaleOps(w, live)
+		r.renderLoadSlices(w, live)
 		r.renderThroughput(w, live)
+		renderDays(w, live)
+		renderStale(w, live)
+		renderRepair(w, live)
 	}
 	for _, b := range live {
 		if b.GCPCost != nil {
@@ -78,7 +82,7 @@ func row(w io.Writer, cells ...string) {
 
 func findOp(ops []*Op, name string) *Op {
 	for _, o := range ops {
-		if o.Name == name {
+		if o != nil && o.Name == name {
 			return o
 		}
 	}
@@ -92,12 +96,14 @@ var ratioRows = []struct{ op, ref string }{
 	{"FindToken by user, warm", "Read"},
 	{"FindToken by refresh token, warm", "Read"},
 	{"FindToken by grant token, warm", "Read"},
+	{"FindToken by access token (rule 2 record), warm", "Read"},
 	{"FindToken by user, cold", "Read index + Read token"},
+	{"FindToken by access token (rule 2 record), cold", "Read index + Read token"},
 	{"SaveToken refresh (access token changes)", "Write (CAS)"},
 	{"SaveToken refresh, token not read before", "Read + Write (CAS)"},
-	{"SaveToken new", "Read + Create + Write (the same requests)"},
+	{"SaveToken new", "Read + Create + K·Write (the same requests)"},
 	{"SaveToken new", "Create"},
-	{"DeleteToken", "Read + Delete + Write (the same requests)"},
+	{"DeleteToken", "Read + Delete + K·Write (the same requests)"},
 	{"DeleteToken", "Delete"},
 }
 
@@ -114,7 +120,7 @@ func refOf(o *Op, name string) *Ref {
 }
 
 func (r *Report) renderRatios(w io.Writer, bs []*BackendResult) {
-	fmt.Fprintf(w, "## Latency ratio to the raw SDK (p50 / p50, interleaved; small store, N=%d, 1 index shard)\n\n", r.Config.small)
+	fmt.Fprintf(w, "## Latency ratio to the raw SDK (p50 / p50, interleaved; small store, N=%d)\n\n", r.Config.small)
 	cols := []string{"Operation", "Raw sequence"}
 	for _, b := range bs {
 		cols = append(cols, b.Name)
@@ -134,56 +140,56 @@ func (r *Report) renderRatios(w io.Writer, bs []*BackendResult) {
 		}
 		row(w, cells...)
 	}
-	fmt.Fprintln(w, "\nEach cell: p50 of the operation / p50 of the raw sequence, and in parentheses the difference of the two p50s. Raw sequences: the SDK calls the adapter's Backend method makes (see the per-backend tables for the requests of each); Write (CAS) is timed alone, given the version, as a caller that has just read the token would write it; the store's refresh is timed the same way, after an untimed FindTokenByID.")
+	fmt.Fprintln(w, "\nEach cell: p50 of the operation / p50 of the raw sequence, and in parentheses the difference of the two p50s. Raw sequences: the SDK calls the adapter's Backend methods make (see the legends), on the same server; reads read the store's documents, writes go to the raw side's own copies (of a token, of index bucket 0), so that neither side invalidates the other's memory of versions and etags. Write (CAS) is timed alone, given the version, as a caller that has just read the token would write it; the store's refresh is timed the same way, after an untimed FindTokenByID. K = the index buckets the token's keys route to.")
 	fmt.Fprintln(w)
 }
 
-func budgetCell(o *Op) string {
+// callsCell is "Backend calls lo–hi / budget lo–hi ✓ (requests lo–hi)".
+func callsCell(o *Op) string {
 	if o == nil {
 		return "-"
 	}
 	if len(o.Samples) == 0 {
-		return "error"
+		return "error: " + firstLine(o.FirstErr)
 	}
-	lo, hi := o.Samples.CallRange()
-	blo, bhi := o.BudgetRange()
-	mark := "✓"
-	over, byRetries := o.Over()
-	if over > 0 {
-		mark = fmt.Sprintf("✗ (%d/%d over)", over, len(o.Samples))
-	}
-	if byRetries > 0 {
-		mark += fmt.Sprintf(" (%d/%d over only by SDK retries)", byRetries, len(o.Samples))
-	}
-	if o.WritesOnly != "" {
-		if o.Strays == 0 {
-			mark += ", writes " + o.WritesOnly + " only ✓"
+	calls, req := statsOf(o.Samples.BackendCalls()), statsOf(o.Samples.Requests())
+	s := rangeStr(calls.Min, calls.Max)
+	if lo, hi := o.BudgetRange(); hi >= 0 {
+		s += " / " + rangeStr(lo, hi)
+		if over := o.Over(); over > 0 {
+			s += fmt.Sprintf(" ✗ (%d/%d over)", over, len(o.Samples))
 		} else {
-			mark += fmt.Sprintf(", ✗ %d/%d samples wrote more than %s", o.Strays, len(o.Samples), o.WritesOnly)
+			s += " ✓"
 		}
 	}
-	return fmt.Sprintf("%s / %s %s", rangeStr(lo, hi), rangeStr(blo, bhi), mark)
+	s += " (" + rangeStr(req.Min, req.Max) + " req)"
+	if o.IndexFree {
+		if o.Strays == 0 {
+			s += ", no index write ✓"
+		} else {
+			s += fmt.Sprintf(", ✗ %d/%d samples wrote the index", o.Strays, len(o.Samples))
+		}
+	}
+	if o.Errors > 0 {
+		s += fmt.Sprintf(" — %d errors: %s", o.Errors, firstLine(o.FirstErr))
+	}
+	return s
 }
 
 func (r *Report) renderBudgets(w io.Writer, bs []*BackendResult) {
-	fmt.Fprintf(w, "## Requests per operation / budget (small store, N=%d, 1 index shard)\n\n", r.Config.small)
+	fmt.Fprintf(w, "## Backend calls per operation / budget, and requests (small store, N=%d)\n\n", r.Config.small)
 	cols := []string{"Operation", "Budget"}
 	for _, b := range bs {
 		cols = append(cols, b.Name)
 	}
 	header(w, cols...)
-	var names []string
-	var exprs []string
+	var names, exprs []string
 	for _, b := range bs {
-		for _, o := range b.Small {
-			if !contains(names, o.Name) {
+		for _, o := range append(append([]*Op{}, b.Small...), b.SmallDelete) {
+			if o != nil && !contains(names, o.Name) {
 				names = append(names, o.Name)
 				exprs = append(exprs, o.BudgetExpr)
 			}
-		}
-		if b.SmallDelete != nil && !contains(names, b.SmallDelete.Name) {
-			names = append(names, b.SmallDelete.Name)
-			exprs = append(exprs, b.SmallDelete.BudgetExpr)
 		}
 	}
 	for i, n := range names {
@@ -193,16 +199,15 @@ func (r *Report) renderBudgets(w io.Writer, bs []*BackendResult) {
 			if o == nil && b.SmallDelete != nil && b.SmallDelete.Name == n {
 				o = b.SmallDelete
 			}
-			cells = append(cells, budgetCell(o))
+			cells = append(cells, callsCell(o))
 		}
 		row(w, cells...)
 	}
-	fmt.Fprintln(w, "\nEach cell: requests measured at the transport (min–max over the samples) / budget, from the engine's cost table in Backend calls turned into requests:")
+	fmt.Fprintln(w, "\nEach cell: casstore.Backend calls the engine made (min–max over the samples) / the budget of the engine's cost table for that sample, and the requests counted at the transport. Budgets: R read, C create, U compare-and-swap update, Del delete, RM(n) batch read, B index buckets, K buckets the token's keys route to (its ID shares the bucket of its first key), each split 2R + C + U (+ R + U when the bucket count reaches a power of two: the count goes into bucket 0). In requests:")
 	fmt.Fprintln(w)
 	for _, b := range bs {
 		fmt.Fprintf(w, "- %s: %s\n", b.Name, legends[b.Name])
 	}
-	fmt.Fprintln(w, "- S = index shards, K = index shards the token's keys (ID, user, grant, refresh) route to, W = index writes of an insert (K, or K + 1 when the ID key shares the shard of the lookup key while other keys route elsewhere), S′ = shards holding any entry, N = tokens")
 	fmt.Fprintln(w)
 }
 
@@ -216,83 +221,174 @@ func contains(list []string, s string) bool {
 }
 
 func (r *Report) renderScale(w io.Writer, bs []*BackendResult) {
-	fmt.Fprintln(w, "## Scale")
+	fmt.Fprintln(w, "## Scale: the index a load grows")
 	fmt.Fprintln(w)
-	header(w, "Backend", "Tokens", "Index shards", "Load time", "Tokens/s", "Smallest shard", "Largest shard", "Mean shard", "All < 64 KiB", "Index bytes per token", "Check", "Check time")
+	header(w, "Backend", "Tokens", "Load time", "Inserts/s", "Requests per insert (mean / max)", "Backend calls per insert (mean / max)", "Splits", "Index buckets", "Largest bucket", "Mean bucket", "Check", "Check time", "Tokens() time (requests)", "DeleteTokens time")
 	for _, b := range bs {
-		if b.N == 0 {
+		s := b.Scale
+		if s == nil || s.Load == nil {
 			continue
 		}
-		if b.LoadErr != "" {
-			row(w, b.Name, fmt.Sprint(b.N), fmt.Sprint(b.Shards), "load failed: "+b.LoadErr, "", "", "", "", "", "", "", "")
-			continue
+		l := s.Load
+		cells := []string{b.Name, commas(s.N), fmtDur(l.D), fmt.Sprintf("%.0f", float64(l.N)/l.D.Seconds()), l.Req.MeanMax(), l.Calls.MeanMax(), commas(l.Splits)}
+		if l.Errors > 0 {
+			cells[1] += fmt.Sprintf(" (%d failed: %s)", l.Errors, firstLine(l.FirstErr))
 		}
-		minS, maxS, mean, ok, check, perTok := "-", "-", "-", "-", "-", "-"
-		if b.Check != nil {
-			mn, mx, sum := 0, 0, 0
-			for i, s := range b.Check.ShardSizes {
-				if i == 0 || s < mn {
-					mn = s
-				}
-				mx = max(mx, s)
-				sum += s
+		if c := s.Check; c != nil && c.Err == "" {
+			check := fmt.Sprintf("%s tokens, OK=%v", commas(c.Tokens), c.OK)
+			if !c.OK {
+				check += ": " + strings.ReplaceAll(c.Problems, "|", "\\|")
 			}
-			if n := len(b.Check.ShardSizes); n > 0 {
-				minS, maxS, mean = fmtBytes(mn), fmtBytes(mx)+fmt.Sprintf(" (%.0f%%)", 100*float64(mx)/tokenstore.MaxDocumentSize), fmtBytes(sum/n)
-				if b.Check.Tokens > 0 {
-					perTok = fmt.Sprintf("%.0f B", float64(sum)/float64(b.Check.Tokens))
-				}
-				ok = map[bool]string{true: "yes", false: "**no**"}[mx < tokenstore.MaxDocumentSize]
-			}
-			check = fmt.Sprintf("%d tokens, OK=%v", b.Check.Tokens, b.Check.OK())
-		} else if b.CheckErr != "" {
-			check = "error: " + b.CheckErr
+			cells = append(cells, commas(c.Buckets), fmtBytes(c.Largest)+fmt.Sprintf(" (%.0f%% of 64 KiB)", 100*float64(c.Largest)/tokenstore.MaxDocumentSize), fmtBytes(c.Mean), check, fmtDur(c.D))
+		} else if c != nil {
+			cells = append(cells, "-", "-", "-", "error: "+c.Err, fmtDur(c.D))
+		} else {
+			cells = append(cells, "-", "-", "-", "-", "-")
 		}
-		rate := "-"
-		if b.LoadTime > 0 {
-			rate = fmt.Sprintf("%.0f", float64(b.N)/b.LoadTime.Seconds())
+		tok := "-"
+		if s.Tokens != nil && len(s.Tokens.Samples) > 0 {
+			tok = fmt.Sprintf("%s (%s)", fmtDur(s.Tokens.Samples.Percentile(50)), commas(s.Tokens.Samples[0].U.NRequests()))
+		} else if s.Tokens != nil {
+			tok = "error: " + firstLine(s.Tokens.FirstErr)
 		}
-		row(w, b.Name, fmt.Sprint(b.N), fmt.Sprint(b.Shards), fmtDur(b.LoadTime), rate, minS, maxS, mean, ok, perTok, check, fmtDur(b.CheckTime))
+		del := "-"
+		if s.Delete != nil && len(s.Delete.Samples) > 0 {
+			del = fmtDur(s.Delete.Samples[0].D)
+		}
+		row(w, append(cells, tok, del)...)
 	}
-	fmt.Fprintf(w, "\nLoaded with SaveToken of new tokens, %d in flight, WithIndexShards(%d), WithIndexCache(true).\n\n", r.Config.workers, r.Config.shards)
+	for _, b := range bs {
+		if s := b.Scale; s != nil && s.Quota != nil {
+			most, name := s.Quota.MaxVersions()
+			fmt.Fprintf(w, "\n**%s ran under AWS's version quota** (casstoretest.QuotaBackend on the real clock, 100 versions per secret in 24 hours): %s writes refused; the most versions of one secret: %d (%s).", b.Name, commas(s.Quota.Refused()), most, name)
+			if l := s.Load; l != nil && l.Errors > 0 {
+				fmt.Fprintf(w, " %s of %s inserts failed; the first failure came after %s inserts: %s.", commas(l.Errors), commas(l.N), commas(l.FirstErrAt), firstLine(l.FirstErr))
+			}
+			fmt.Fprintln(w)
+		}
+	}
+	fmt.Fprintf(w, "\nLoaded with SaveToken of new tokens, %d in flight, through a Store with WithIndexCache(true); %d of them are records with only an access token (rule 2), one in %d of the first %s (inserting one scans the store, see the small store's table; they are left out of the requests per insert). Requests and Backend calls per insert include the splits the insert triggered. Check, Tokens() and DeleteTokens are single runs; Tokens() reads every bucket and every token (RM(N)).\n\n", r.Config.workers, r.Config.rule2, r.Config.rule2Every, commas(r.Config.rule2*r.Config.rule2Every))
 }
 
-func (r *Report) renderTokensAt(w io.Writer, bs []*BackendResult) {
-	fmt.Fprintln(w, "## Tokens() and DeleteTokens at N (requests / budget, latency)")
-	fmt.Fprintln(w)
-	header(w, "Backend", "Operation", "Index shards", "Requests / budget", "p50", "Requests (worst sample)")
+// scaleRows are the operations of the scale table.
+var scaleRows = []string{
+	"FindTokenByID",
+	"FindToken by user, cold",
+	"FindToken by user, warm",
+	"FindToken by user, new Store",
+	"FindToken by grant token, cold",
+	"FindToken by refresh token, cold",
+	"FindToken by refresh token, warm",
+	"FindToken by access token (rule 2 record), cold",
+	"FindToken by access token (rule 2 record), warm",
+	"FindToken by access token (refreshable record: scan)",
+	"SaveToken new, a record with only an access token",
+	"SaveToken refresh (access token changes)",
+	"SaveToken refresh, token not read before",
+	"SaveToken new",
+	"SaveToken new, cache off",
+	"DeleteToken",
+	"DeleteToken, cache off",
+}
+
+func (r *Report) renderScaleOps(w io.Writer, bs []*BackendResult) {
+	fmt.Fprintf(w, "## Scale: requests and latency per operation at N (%d samples each)\n\n", r.Config.samples)
+	cols := []string{"Operation", "Budget"}
+	var sbs []*BackendResult
 	for _, b := range bs {
-		add := func(o *Op, shards int) {
+		if b.Scale != nil && len(b.Scale.Ops) > 0 {
+			sbs = append(sbs, b)
+			cols = append(cols, fmt.Sprintf("%s, N=%s", b.Name, commas(b.Scale.N)))
+		}
+	}
+	if len(sbs) == 0 {
+		return
+	}
+	header(w, cols...)
+	for _, name := range scaleRows {
+		var expr string
+		cells := []string{name, ""}
+		for _, b := range sbs {
+			o := findOp(b.Scale.Ops, name)
 			if o == nil {
-				return
+				cells = append(cells, "-")
+				continue
 			}
-			row(w, b.Name, o.Name, fmt.Sprint(shards), budgetCell(o), fmtDur(o.Samples.Percentile(50)), o.Samples.Worst().Calls.String()+errNote(o))
+			expr = o.BudgetExpr
+			cells = append(cells, scaleCell(o))
 		}
-		add(findOp(b.Small, fmt.Sprintf("Tokens (N=%d)", b.SmallN)), 1)
-		add(b.SmallDelete, 1)
-		add(b.Mid, b.Shards)
-		add(findOp(b.Scale, fmt.Sprintf("Tokens (N=%d)", b.N)), b.Shards)
-		add(b.ScaleDelete, b.Shards)
+		cells[1] = expr
+		row(w, cells...)
 	}
+	fmt.Fprintln(w, "\nEach cell: requests p50 / max (Backend calls p50 / max, ✓ when every sample was within its budget); latency p50 / max. Cold: a Store with the default options (no index cache) that has looked keys up before; new Store: a Store opened for the lookup, which knows nothing of the layout (it starts at bucket 0, which records the bucket count at each power of two); warm: WithIndexCache(true), the key looked up before. The access-token scan is measured up to -scan-max tokens.")
 	fmt.Fprintln(w)
 }
 
-func errNote(o *Op) string {
-	if o.Errors == 0 {
-		return ""
+func scaleCell(o *Op) string {
+	if len(o.Samples) == 0 {
+		return "error: " + firstLine(o.FirstErr)
 	}
-	return fmt.Sprintf(" — %d errors, first: %s", o.Errors, o.FirstErr)
+	req, calls := statsOf(o.Samples.Requests()), statsOf(o.Samples.BackendCalls())
+	mark := ""
+	if lo, hi := o.BudgetRange(); hi >= 0 || lo >= 0 {
+		mark = " ✓"
+		if over := o.Over(); over > 0 {
+			mark = fmt.Sprintf(" ✗ %d/%d over", over, len(o.Samples))
+		}
+	}
+	s := fmt.Sprintf("%s (%s%s); %s / %s", req, calls, mark, fmtDur(o.Samples.Percentile(50)), fmtDur(o.Samples.Max()))
+	if strings.HasPrefix(o.Name, "SaveToken new") {
+		splits := 0
+		for _, x := range o.Samples {
+			splits += x.U.Splits
+		}
+		s += fmt.Sprintf("; mean %.2f req, %d splits", statsOf(o.Samples.Requests()).Mean, splits)
+	}
+	if o.IndexFree && o.Strays > 0 {
+		s += fmt.Sprintf(" ✗ %d wrote the index", o.Strays)
+	}
+	if o.Errors > 0 {
+		s += fmt.Sprintf(" — %d errors: %s", o.Errors, firstLine(o.FirstErr))
+	}
+	return s
+}
+
+func (r *Report) renderLoadSlices(w io.Writer, bs []*BackendResult) {
+	for _, b := range bs {
+		if b.Scale == nil || b.Scale.Load == nil || len(b.Scale.Load.Slices) < 2 {
+			continue
+		}
+		l := b.Scale.Load
+		fmt.Fprintf(w, "## Insert throughput over the load: %s, %s tokens\n\n", b.Name, commas(l.N))
+		header(w, "Inserts done", "Wall time", "Inserts/s", "Index buckets at the end", "Splits", "Failed CAS", "Requests per insert (p50 / max)", "Backend calls (p50 / max)", "Latency p50", "Latency max")
+		from := 0
+		for _, s := range l.Slices {
+			row(w, commas(s.To), fmtDur(s.D), fmt.Sprintf("%.0f", s.Rate(from)), commas(s.Buckets), commas(s.Splits), commas(s.Lost), s.Req.String(), s.Calls.String(), fmtDur(s.P50), fmtDur(s.Max))
+			from = s.To
+		}
+		fmt.Fprintf(w, "\nAll inserts of regular tokens: requests mean %.2f, max %d (the worst: %s); latency p50 %s, p99 %s, max %s.", l.Req.Mean, l.Req.Max, l.Worst.U.Requests, fmtDur(l.P50), fmtDur(l.P99), fmtDur(l.Max))
+		if l.Rule2 > 0 {
+			fmt.Fprintf(w, " The %d records with only an access token (not in the columns: each scans the store, which then held up to %s tokens): requests mean %.0f, max %d.", l.Rule2, commas(r.Config.rule2*r.Config.rule2Every), l.Rule2Req.Mean, l.Rule2Req.Max)
+		}
+		fmt.Fprint(w, "\n\n")
+	}
 }
 
 func (r *Report) renderThroughput(w io.Writer, bs []*BackendResult) {
-	fmt.Fprintf(w, "## Throughput (%d goroutines, %s per side, scale store)\n\n", r.Config.goroutines, r.Config.duration)
-	fmt.Fprintf(w, "Mix: of every %d operations, %d are FindToken by user (warm cache) and 1 is a refresh save of the token the previous operation found; the raw SDK side makes the same requests (a Read; a Write with the version that Read returned). Store and raw SDK alternate in %s slices.\n\n", r.Config.saveEvery, r.Config.saveEvery-1, r.Config.slice)
-	header(w, "Backend", "Store ops/s", "Raw SDK ops/s", "Store / raw", "Store errors", "Raw errors", "Requests/op store", "Requests/op raw")
+	var tbs []*BackendResult
 	for _, b := range bs {
-		t := b.Throughput
-		if t == nil {
-			continue
+		if b.Throughput != nil {
+			tbs = append(tbs, b)
 		}
+	}
+	if len(tbs) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "## Throughput (%d goroutines, %s per side, scale store)\n\n", r.Config.goroutines, r.Config.duration)
+	fmt.Fprintf(w, "Mix: of every %d operations, %d are FindToken by user (warm cache) and 1 is a refresh save of the token the previous operation found, on up to %d tokens of the scale store; the raw SDK side makes the same requests on its own copies (a Read; a Write with the version that Read returned). Store and raw SDK alternate in %s slices.\n\n", r.Config.saveEvery, r.Config.saveEvery-1, r.Config.keep, r.Config.slice)
+	header(w, "Backend", "Store ops/s", "Raw SDK ops/s", "Store / raw", "Store errors", "Raw errors", "Requests/op store", "Requests/op raw")
+	for _, b := range tbs {
+		t := b.Throughput
 		frac, rawOps := "-", "n/a"
 		if t.Raw.Elapsed > 0 {
 			rawOps = fmt.Sprintf("%.0f", t.Raw.OpsPerSec())
@@ -307,13 +403,144 @@ func (r *Report) renderThroughput(w io.Writer, bs []*BackendResult) {
 			return fmt.Sprintf("%.2f", float64(m.Calls)/float64(m.Ops+m.Errors))
 		}
 		errs := func(m MixResult) string {
-			if m.Errors == 0 {
+			if m.Errors == 0 && m.FirstErr == "" {
 				return "0"
 			}
-			return fmt.Sprintf("%d (%s)", m.Errors, m.FirstErr)
+			return fmt.Sprintf("%d (%s)", m.Errors, firstLine(m.FirstErr))
 		}
 		row(w, b.Name, fmt.Sprintf("%.0f", t.Store.OpsPerSec()), rawOps, frac, errs(t.Store), errs(t.Raw), perOp(t.Store), perOp(t.Raw))
 	}
+	fmt.Fprintln(w)
+}
+
+func renderDays(w io.Writer, bs []*BackendResult) {
+	var ds []*DayResult
+	for _, b := range bs {
+		if b.Day != nil {
+			ds = append(ds, b.Day)
+		}
+	}
+	if len(ds) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "## A simulated day under AWS's version quota")
+	fmt.Fprintln(w)
+	header(w, "Backend", "Load", "Most versions of one secret in 24 h (quota 100)", "Secret", "Writes refused", "Index buckets at the end", "Tokens at the end", "Check", "Backend calls (requests)", "Wall time")
+	for _, d := range ds {
+		load := fmt.Sprintf("day 1: %s sign-ups; day 2: %s sign-ups + %s deletions", commas(d.Inserts), commas(d.Inserts), commas(d.Deletes))
+		if d.Err != "" {
+			row(w, d.Backend, load, "error: "+firstLine(d.Err), "", "", "", "", "", "", fmtDur(d.D))
+			continue
+		}
+		row(w, d.Backend, load, fmt.Sprint(d.MaxVersions), d.MaxName, fmt.Sprint(d.Refused), commas(d.Buckets), commas(d.Tokens), fmt.Sprintf("OK=%v", d.CheckOK),
+			fmt.Sprintf("%s (%s)", commas(d.Calls), commas(d.Requests)), fmtDur(d.D))
+	}
+	fmt.Fprintln(w, "\nThe engine (default options) runs on the backend under casstoretest.QuotaBackend, which counts every Create and Update as a version (an Update even when its compare-and-swap fails, as on AWS) and refuses the 101st within 24 hours as LimitExceededException; the engine and the quota share a simulated clock, so two days take minutes. Operations are sequential, spread evenly over each day.")
+	fmt.Fprintln(w)
+}
+
+func renderStale(w io.Writer, bs []*BackendResult) {
+	var ss []*StaleResult
+	for _, b := range bs {
+		if b.Stale != nil {
+			ss = append(ss, b.Stale)
+		}
+	}
+	if len(ss) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "## Stale reads: retries and added latency (two processes on one prefix)")
+	fmt.Fprintln(w)
+	header(w, "Backend", "Operation", "Backend calls/op (fresh → stale)", "Failed CAS/op (fresh → stale)", "Reads/op (fresh → stale)", "p50 fresh → stale (added)", "p95 fresh → stale (added)", "Answers older than the last save", "Errors (stale)")
+	for _, s := range ss {
+		if s.Err != "" {
+			row(w, s.Backend, "error: "+firstLine(s.Err), "", "", "", "", "", "", "")
+			continue
+		}
+		for _, o := range s.Ops {
+			mean := func(op *Op, f func(Sample) int) float64 {
+				if len(op.Samples) == 0 {
+					return 0
+				}
+				t := 0
+				for _, x := range op.Samples {
+					t += f(x)
+				}
+				return float64(t) / float64(len(op.Samples))
+			}
+			calls := func(x Sample) int { return x.U.NBackend() }
+			cas := func(x Sample) int { return x.U.FailedCAS }
+			reads := func(x Sample) int { return x.U.Backend["Read"] }
+			pair := func(f func(Sample) int) string {
+				return fmt.Sprintf("%.2f → %.2f", mean(o.Base, f), mean(o.Stale, f))
+			}
+			lat := func(p float64) string {
+				a, b := o.Base.Samples.Percentile(p), o.Stale.Samples.Percentile(p)
+				return fmt.Sprintf("%s → %s (%s)", fmtDur(a), fmtDur(b), overhead(b, a))
+			}
+			old := fmt.Sprintf("%d/%d", o.Old, len(o.Stale.Samples))
+			if o.BaseOld > 0 {
+				old += fmt.Sprintf(" (fresh: %d)", o.BaseOld)
+			}
+			errs := fmt.Sprint(o.Stale.Errors)
+			if o.Stale.Errors > 0 {
+				errs += ": " + firstLine(o.Stale.FirstErr)
+			}
+			row(w, s.Backend, o.Name, pair(calls), pair(cas), pair(reads), lat(50), lat(95), old, errs)
+		}
+	}
+	fmt.Fprintln(w)
+	for _, s := range ss {
+		if s.Err != "" {
+			continue
+		}
+		extra := ""
+		if s.StaleReads >= 0 {
+			extra = fmt.Sprintf("; %s reads were answered stale", commas(s.StaleReads))
+		}
+		fmt.Fprintf(w, "- %s: %s, %d rounds (%s)%s.\n", s.Backend, s.How, s.Iterations, fmtDur(s.D), extra)
+	}
+	fmt.Fprintln(w, "\nA round, on one of 4 tokens that both stores have read and saved before: A refreshes it (B saved it last, one to a few rounds earlier); at once B finds it by user, B refreshes it, and B reads it by ID; then A inserts a new user and B looks it up at once. The same rounds run on a fresh prefix without staleness (fresh) and with every read lagging (stale). Failed CAS: Backend updates that found another version (and creates that found the document), each followed by a fresh read; reads: Backend Reads. An answer older than the last save is allowed when the reading process has seen nothing newer (it cannot tell); a process never gets a token older than one it has read or written itself.")
+	fmt.Fprintln(w)
+}
+
+func renderRepair(w io.Writer, bs []*BackendResult) {
+	var rs []*RepairResult
+	for _, b := range bs {
+		if b.Repair != nil {
+			rs = append(rs, b.Repair)
+		}
+	}
+	if len(rs) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "## Repair")
+	fmt.Fprintln(w)
+	header(w, "Backend", "Tokens", "Index buckets", "Repair, consistent store", "Requests", "Repair, every index bucket deleted", "Requests", "What it rebuilt", "Check after")
+	for _, r := range rs {
+		if r.Err != "" && r.Healthy.D == 0 {
+			row(w, r.Backend, commas(r.N), "", "error: "+firstLine(r.Err), "", "", "", "", "")
+			continue
+		}
+		cell := func(run RepairRun) (string, string) {
+			if run.Err != "" {
+				return "error: " + firstLine(run.Err), ""
+			}
+			return fmtDur(run.D), commas(run.U.U.NRequests())
+		}
+		hd, hr := cell(r.Healthy)
+		ld, lr := cell(r.Lost)
+		row(w, r.Backend, commas(r.N), commas(r.Buckets), hd, hr, ld, lr, r.Lost.Report.String(), fmt.Sprintf("OK=%v / OK=%v", r.Healthy.CheckOK, r.Lost.CheckOK))
+	}
+	fmt.Fprintln(w, "\nRepair by a new Store (an operator's process) on a store of default options loaded with 16 saves in flight: first on the consistent store, then after every index bucket was deleted out of band (AWS: ForceDeleteWithoutRecovery, so that the names can be created again). Check is clean after both.")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "For RELIABILITY.md (\"the time Repair takes on 1,000 tokens\"):")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "```")
+	for _, r := range rs {
+		fmt.Fprintf(w, "%-7s Repair of %s tokens: %s (consistent store), %s (index lost and rebuilt: %s)\n", r.Backend, commas(r.N), fmtDur(r.Healthy.D), fmtDur(r.Lost.D), r.Lost.Report.String())
+	}
+	fmt.Fprintln(w, "```")
 	fmt.Fprintln(w)
 }
 
@@ -324,9 +551,9 @@ func renderGCPCost(w io.Writer, c *GCPCost) {
 		fmt.Fprintf(w, "Error: %s\n\n", c.Err)
 		return
 	}
-	header(w, "Refreshes of one new token", "Versions added to its secret", "Billable versions (ENABLED + DISABLED) of the token", "Billable versions of the index secret", "Requests per refresh save")
+	header(w, "Refreshes of one new token", "Versions added to its secret", "Billable versions (ENABLED + DISABLED) of the token", "Billable versions of index bucket 0", "Requests per refresh save")
 	row(w, fmt.Sprint(c.Refreshes), fmt.Sprint(c.VersionsAdded), fmt.Sprint(c.Billable), fmt.Sprint(c.IndexBillable), fmt.Sprintf("%.2f", c.CallsPerUpdate))
-	fmt.Fprintln(w, "\nCounted with ListSecretVersions filtered on `state:ENABLED OR state:DISABLED`.")
+	fmt.Fprintln(w, "\nCounted with ListSecretVersions filtered on `state:ENABLED OR state:DISABLED`. A write keeps the version it replaced (the `previous` alias, readable by a process whose alias read lags) and destroys the one before.")
 	fmt.Fprintln(w)
 }
 
@@ -393,24 +620,16 @@ func renderLambda(w io.Writer, l *LambdaResult) {
 			}
 		}
 	}
-	for _, b := range l.Binaries {
-		if b.Err != "" || len(b.Modules) == 0 {
-			continue
-		}
-		fmt.Fprintf(w, "<details><summary>Modules in %s (go version -m, build 1)</summary>\n\n", b.Name)
-		for _, m := range b.Modules {
-			fmt.Fprintf(w, "- %s %s\n", m.Path, m.Version)
-		}
-		fmt.Fprintln(w, "\n</details>")
-		fmt.Fprintln(w)
-	}
 }
 
 func firstLine(s string) string {
 	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		return s[:i] + " …"
+		s = s[:i] + " …"
 	}
-	return s
+	if len(s) > 300 {
+		s = s[:300] + " …"
+	}
+	return strings.ReplaceAll(s, "|", "\\|")
 }
 
 func renderBackend(w io.Writer, b *BackendResult) {
@@ -418,40 +637,57 @@ func renderBackend(w io.Writer, b *BackendResult) {
 	if b.Fatal != "" {
 		fmt.Fprintf(w, "**Stopped early:** %s\n\n", b.Fatal)
 	}
-	renderOps(w, fmt.Sprintf("Small store (N=%d, 1 index shard)", b.SmallN), b.Small)
-	if len(b.Scale) > 0 {
-		renderOps(w, fmt.Sprintf("Scale store (N=%d, %d index shards)", b.N, b.Shards), b.Scale)
+	if len(b.Small) > 0 {
+		renderOps(w, fmt.Sprintf("Small store (N=%d)", b.SmallN), b.Small)
 	}
-	if b.Check != nil {
-		fmt.Fprintf(w, "Check of the scale store: %d tokens, OK=%v; the encoded size in bytes of each index shard, shard 0 first: %v\n\n",
-			b.Check.Tokens, b.Check.OK(), b.Check.ShardSizes)
+	if s := b.Scale; s != nil && len(s.Ops) > 0 {
+		ops := s.Ops
+		if s.Tokens != nil {
+			ops = append(ops, s.Tokens)
+		}
+		if s.Delete != nil {
+			ops = append(ops, s.Delete)
+		}
+		renderOps(w, fmt.Sprintf("Scale store (N=%s)", commas(s.N)), ops)
 	}
-	fmt.Fprintf(w, "Phases (wall time; %d warnings logged):\n\n", b.Warnings)
+	for _, ops := range [][]*Op{b.Small, scaleOps(b)} {
+		for _, o := range ops {
+			if o != nil && o.OverDetail != "" {
+				fmt.Fprintf(w, "- Over budget: %s: %s.\n", o.Name, o.OverDetail)
+			}
+		}
+	}
+	fmt.Fprintf(w, "\nPhases (wall time; %d warnings logged):\n\n", b.Warnings)
 	for _, ph := range b.Phases {
 		fmt.Fprintf(w, "- %s: %s\n", ph.Name, fmtDur(ph.D))
 	}
 	fmt.Fprintf(w, "- total: %s\n\n", fmtDur(b.Elapsed))
 }
 
+func scaleOps(b *BackendResult) []*Op {
+	if b.Scale == nil {
+		return nil
+	}
+	return b.Scale.Ops
+}
+
 func renderOps(w io.Writer, title string, ops []*Op) {
 	fmt.Fprintf(w, "### %s\n\n", title)
-	header(w, "Operation", "Samples", "Requests / budget", "Requests (worst sample)", "p50", "p99", "Raw sequence", "Raw requests", "Raw p50", "Raw p99", "Ratio p50", "Ratio p99", "p50 − raw p50")
+	header(w, "Operation", "Samples", "Backend calls / budget (requests)", "Requests (worst sample)", "p50", "p99", "Raw sequence", "Raw requests", "Raw p50", "Raw p99", "Ratio p50", "Ratio p99", "p50 − raw p50")
 	for _, o := range ops {
 		if len(o.Refs) == 0 {
-			row(w, o.Name, fmt.Sprint(len(o.Samples)), budgetCell(o)+" ("+o.BudgetExpr+")", o.Samples.Worst().Calls.String()+errNote(o),
+			row(w, o.Name, fmt.Sprint(len(o.Samples)), callsCell(o)+" ("+o.BudgetExpr+")", o.Samples.Worst().U.Requests.String(),
 				fmtDur(o.Samples.Percentile(50)), fmtDur(o.Samples.Percentile(99)), "", "", "", "", "", "", "")
 			continue
 		}
 		for i, ref := range o.Refs {
-			name, n, budget, worst, p50, p99 := "", "", "", "", "", ""
+			name, n, budget, worst, p50, p99 := "″", "", "", "", "", ""
 			if i == 0 {
-				name, n, budget = o.Name, fmt.Sprint(len(o.Samples)), budgetCell(o)+" ("+o.BudgetExpr+")"
-				worst = o.Samples.Worst().Calls.String() + errNote(o)
+				name, n, budget = o.Name, fmt.Sprint(len(o.Samples)), callsCell(o)+" ("+o.BudgetExpr+")"
+				worst = o.Samples.Worst().U.Requests.String()
 				p50, p99 = fmtDur(o.Samples.Percentile(50)), fmtDur(o.Samples.Percentile(99))
-			} else {
-				name = "″"
 			}
-			rawReq := ref.Samples.Worst().Calls.String()
+			rawReq := ref.Samples.Worst().U.Requests.String()
 			if ref.Errors > 0 {
 				rawReq += fmt.Sprintf(" — %d errors", ref.Errors)
 			}

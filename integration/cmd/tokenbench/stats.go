@@ -9,12 +9,13 @@ import (
 	"github.com/cloudtokens/cloudtokens/integration/bench"
 )
 
-// Sample is one timed call of an operation and the requests it made.
+// Sample is one timed call of an operation and what it sent.
 type Sample struct {
-	D       time.Duration
-	Calls   bench.Calls
-	Writes  bench.Calls // resources written, by name
-	Retries int         // requests that were SDK retries (AWS only)
+	D time.Duration
+	U bench.Usage
+	// M is the number of index buckets before the call (what the bench
+	// knows of the layout: the buckets its stores created).
+	M int
 }
 
 // Samples is a series of samples of one operation.
@@ -23,41 +24,97 @@ type Samples []Sample
 // Percentile returns the p-th percentile (0 < p <= 100) of the durations,
 // by the nearest-rank method; 0 for no samples.
 func (s Samples) Percentile(p float64) time.Duration {
-	if len(s) == 0 {
-		return 0
-	}
 	ds := make([]time.Duration, len(s))
 	for i, x := range s {
 		ds[i] = x.D
 	}
+	return percentile(ds, p)
+}
+
+func percentile(ds []time.Duration, p float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	ds = slices.Clone(ds)
 	slices.Sort(ds)
 	rank := int(math.Ceil(p / 100 * float64(len(ds))))
 	return ds[max(rank, 1)-1]
 }
 
-// CallRange returns the fewest and most requests of one sample.
-func (s Samples) CallRange() (lo, hi int) {
-	for i, x := range s {
-		n := x.Calls.Total()
-		if i == 0 || n < lo {
-			lo = n
-		}
-		if i == 0 || n > hi {
-			hi = n
-		}
+// Max returns the longest duration.
+func (s Samples) Max() time.Duration {
+	var m time.Duration
+	for _, x := range s {
+		m = max(m, x.D)
 	}
-	return lo, hi
+	return m
 }
+
+// count returns f of every sample.
+func (s Samples) count(f func(Sample) int) []int {
+	out := make([]int, len(s))
+	for i, x := range s {
+		out[i] = f(x)
+	}
+	return out
+}
+
+// Requests returns the transport requests of every sample.
+func (s Samples) Requests() []int { return s.count(func(x Sample) int { return x.U.NRequests() }) }
+
+// BackendCalls returns the Backend calls of every sample.
+func (s Samples) BackendCalls() []int { return s.count(func(x Sample) int { return x.U.NBackend() }) }
 
 // Worst returns the sample with the most requests.
 func (s Samples) Worst() Sample {
 	var w Sample
 	for i, x := range s {
-		if i == 0 || x.Calls.Total() > w.Calls.Total() {
+		if i == 0 || x.U.NRequests() > w.U.NRequests() {
 			w = x
 		}
 	}
 	return w
+}
+
+// intStats summarises counts: smallest, median, mean, largest.
+type intStats struct {
+	N             int
+	Min, P50, Max int
+	Mean          float64
+	Sum           int
+}
+
+func statsOf(xs []int) intStats {
+	if len(xs) == 0 {
+		return intStats{}
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	st := intStats{N: len(s), Min: s[0], Max: s[len(s)-1], P50: s[(len(s)-1)/2]}
+	for _, x := range s {
+		st.Sum += x
+	}
+	st.Mean = float64(st.Sum) / float64(len(s))
+	return st
+}
+
+// String is "p50 / max" (or one number when they agree).
+func (st intStats) String() string {
+	if st.N == 0 {
+		return "-"
+	}
+	if st.P50 == st.Max {
+		return fmt.Sprint(st.Max)
+	}
+	return fmt.Sprintf("%d / %d", st.P50, st.Max)
+}
+
+// MeanMax is "mean / max".
+func (st intStats) MeanMax() string {
+	if st.N == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f / %d", st.Mean, st.Max)
 }
 
 func fmtDur(d time.Duration) string {
@@ -74,8 +131,10 @@ func fmtDur(d time.Duration) string {
 		return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond))
 	case d < time.Second:
 		return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond))
-	default:
+	case d < 100*time.Second:
 		return fmt.Sprintf("%.2f s", d.Seconds())
+	default:
+		return d.Round(time.Second).String()
 	}
 }
 
@@ -115,4 +174,16 @@ func overhead(a, b time.Duration) string {
 		sign, d = "−", -d
 	}
 	return sign + fmtDur(d)
+}
+
+// commas formats n with thousands separators.
+func commas(n int) string {
+	s := fmt.Sprint(n)
+	if n < 0 {
+		return "-" + commas(-n)
+	}
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }

@@ -8,7 +8,6 @@ import (
 
 	"github.com/cloudtokens/cloudtokens/integration/bench"
 	"github.com/cloudtokens/cloudtokens/tokenstore"
-	"github.com/cloudtokens/cloudtokens/tokenstore/casstore"
 )
 
 // Throughput is the result of the concurrent mix, for the store and for
@@ -42,16 +41,36 @@ func (m MixResult) OpsPerSec() float64 {
 // refreshed), on the store and then with the raw SDK, alternating in
 // slices of slice until each side has run for duration (the raw side only
 // withRaw). The raw side makes the requests the store makes: a find is
-// one Read of the token, a save one Write with the version that Read
-// returned (a Read first when it has none, at a slice boundary). Each
-// goroutine works on its own tokens, so there are no write conflicts.
+// one Read, a save one Write with the version that Read returned (a Read
+// first when it has none, at a slice boundary), on its own copy of each
+// token (so that neither side disturbs the other's memory of versions).
+// Each goroutine works on its own tokens, so there are no write
+// conflicts.
 func (r *runner) throughput(goroutines, saveEvery int, duration, slice time.Duration, withRaw bool) *Throughput {
 	res := &Throughput{Goroutines: goroutines, SaveEvery: saveEvery}
 	// Each goroutine owns the tokens i ≡ g (mod goroutines).
 	own := make([][]*tokenstore.Token, goroutines)
+	copies := make([][]string, goroutines)
 	for i, t := range r.toks {
-		own[i%goroutines] = append(own[i%goroutines], t)
+		g := i % goroutines
+		own[g] = append(own[g], t)
+		if withRaw {
+			doc, _ := tokenstore.MarshalDocument(t)
+			c, err := r.rawCopy(doc)
+			if err != nil {
+				res.Raw.FirstErr = err.Error()
+				return res
+			}
+			copies[g] = append(copies[g], c.name)
+		}
 	}
+	defer func() {
+		for _, names := range copies {
+			for _, name := range names {
+				_ = r.t.Raw.Delete(r.ctx, r.prefix, name)
+			}
+		}
+	}()
 	pos := make([]int, goroutines) // next op number per goroutine, kept across slices
 	var storeT, rawT time.Duration
 	if !withRaw {
@@ -69,7 +88,7 @@ func (r *runner) throughput(goroutines, saveEvery int, duration, slice time.Dura
 			d := min(slice, duration-*side.elapsed)
 			before := r.t.Calls.Snapshot()
 			start := time.Now()
-			r.mixSlice(own, pos, side.raw, saveEvery, d, side.res)
+			r.mixSlice(own, copies, pos, side.raw, saveEvery, d, side.res)
 			*side.elapsed += time.Since(start)
 			side.res.Elapsed = *side.elapsed
 			side.res.Calls += r.t.Calls.Snapshot().Sub(before).Total()
@@ -83,7 +102,7 @@ func (r *runner) throughput(goroutines, saveEvery int, duration, slice time.Dura
 	return res
 }
 
-func (r *runner) mixSlice(own [][]*tokenstore.Token, pos []int, raw bool, saveEvery int, d time.Duration, res *MixResult) {
+func (r *runner) mixSlice(own [][]*tokenstore.Token, copies [][]string, pos []int, raw bool, saveEvery int, d time.Duration, res *MixResult) {
 	ctx, cancel := context.WithTimeout(r.ctx, d)
 	defer cancel()
 	var ops, errs atomic.Int64
@@ -113,7 +132,7 @@ func (r *runner) mixSlice(own [][]*tokenstore.Token, pos []int, raw bool, saveEv
 					u = bench.Refreshed(t)
 					err = r.warm.SaveToken(r.ctx, u)
 				case save && raw:
-					name := casstore.TokenName(t.ID)
+					name := copies[g][k]
 					if lastK != k {
 						var doc bench.Doc
 						doc, err = r.t.Raw.Read(r.ctx, r.prefix, name)
@@ -133,7 +152,7 @@ func (r *runner) mixSlice(own [][]*tokenstore.Token, pos []int, raw bool, saveEv
 					err = expectID(got, err, t.ID)
 				default:
 					var doc bench.Doc
-					doc, err = r.t.Raw.Read(r.ctx, r.prefix, casstore.TokenName(t.ID))
+					doc, err = r.t.Raw.Read(r.ctx, r.prefix, copies[g][k])
 					lastK, lastVersion = k, doc.Version
 					if err != nil {
 						lastK = -1
