@@ -7,7 +7,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/cloudtokens/cloudtokens/observe"
 	"github.com/cloudtokens/cloudtokens/tokenstore"
 	"github.com/cloudtokens/cloudtokens/tokenstore/index"
 )
@@ -188,125 +187,6 @@ func (s *Store) bucketFor(ctx context.Context, k index.Key, snaps bucketSnaps, c
 		}
 	}
 	return nil, "", 0, fmt.Errorf("%w: no bucket holds the key", index.ErrLayout)
-}
-
-// modifyBucket applies fn to bucket n and writes the result with a
-// compare-and-swap, retrying with a fresh read on a version mismatch. The
-// first attempt starts from the cached bucket or the one in snaps, when
-// there is one. fn reports whether it changed the bucket; it may be
-// called several times and must decide afresh each time. The bucket as
-// written (or as last read, when fn changed nothing) is returned.
-func (s *Store) modifyBucket(ctx context.Context, n int, snaps bucketSnaps, fn func(*index.Bucket) (bool, error)) (*index.Bucket, error) {
-	mu := &s.bucketMu[n%len(s.bucketMu)]
-	mu.Lock()
-	written, err := s.modifyLocked(ctx, n, snaps, fn)
-	mu.Unlock()
-	if errors.Is(err, errIndexAbsent) {
-		// The first bucket of a new index, or of one that was lost: find
-		// out which before creating it.
-		repaired, rerr := s.rebuildLostIndex(ctx)
-		if rerr != nil {
-			return nil, rerr
-		}
-		if repaired {
-			return nil, fmt.Errorf("%w: the lost index was rebuilt", errRetry)
-		}
-		mu.Lock()
-		written, err = s.modifyLocked(context.WithValue(ctx, indexCheckedKey{}, true), n, snaps, fn)
-		mu.Unlock()
-	}
-	if err == nil && written != nil && ctx.Err() == nil {
-		s.presplit(ctx)
-	}
-	if err == nil && written != nil && ctx.Err() == nil && s.splitWanted(written) {
-		if serr := s.split(ctx); serr != nil && ctx.Err() == nil {
-			s.opts.Logger.WarnContext(ctx, "cloudtokens: could not split an index bucket; the next write tries again", "bucket", n, "error", serr)
-		}
-	}
-	return written, err
-}
-
-func (s *Store) modifyLocked(ctx context.Context, n int, snaps bucketSnaps, fn func(*index.Bucket) (bool, error)) (*index.Bucket, error) {
-	var last error
-	// minGen: the bucket is known to be at least at this generation (the
-	// operation read or wrote it, or a compare-and-swap over an earlier
-	// one failed). A read below it is a lagging replica, and a decision
-	// such as "nothing to release" must not be made on it.
-	var minGen uint64
-	if c := snaps[n]; c != nil {
-		minGen = c.b.Gen
-	}
-	fresh := true // whether the last attempt started from a read
-	for attempt := range s.opts.MaxAttempts {
-		if fresh {
-			if err := backoff(ctx, attempt); err != nil {
-				return nil, err
-			}
-		}
-		var b *index.Bucket
-		var version string
-		fromMemory := false
-		if attempt == 0 {
-			// The newest copy this process has: the operation's own, or
-			// the one this process last read or wrote.
-			c := snaps[n]
-			if cc := s.cachedBucket(n); cc != nil && (c != nil && cc.b.Gen > c.b.Gen || c == nil && s.guessFromMemory()) {
-				c = cc
-			}
-			if c != nil {
-				b, version, fromMemory = c.b.Clone(), c.version, true
-			}
-		}
-		if !fromMemory {
-			var err error
-			if b, version, err = s.readBucketAtLeast(ctx, n, snaps, minGen); err != nil {
-				return nil, err
-			}
-			b = b.Clone()
-		}
-		fresh = !fromMemory
-		changed, err := fn(b)
-		if err == nil && !changed && fromMemory {
-			// "Nothing to change" in a remembered bucket may only mean
-			// that the memory is stale: decide again on a fresh read.
-			if b, version, err = s.readBucketAtLeast(ctx, n, snaps, max(minGen, b.Gen)); err != nil {
-				return nil, err
-			}
-			b = b.Clone()
-			fresh = true
-			changed, err = fn(b)
-		}
-		if err != nil {
-			return nil, err
-		}
-		if !changed {
-			return nil, nil
-		}
-		if version == "" && n == 0 && !b.Fixed && ctx.Value(indexCheckedKey{}) == nil && ctx.Value(repairingKey{}) == nil {
-			return nil, errIndexAbsent
-		}
-		base := b.Gen
-		newVersion, err := s.writeBucket(ctx, n, b, version)
-		if err == nil {
-			snaps.keep(n, b, newVersion)
-			return b, nil
-		}
-		if !errors.Is(err, ErrVersionMismatch) && !errors.Is(err, ErrExists) && !errors.Is(err, tokenstore.ErrNotFound) {
-			return nil, err
-		}
-		if n == 0 && errors.Is(err, ErrExists) {
-			s.indexSeen.Store(true) // the read that missed it lagged
-		}
-		if errors.Is(err, ErrVersionMismatch) && version != "" {
-			minGen = max(minGen, base+1) // someone wrote after the copy we had
-		} else {
-			s.forgetBucket(n)
-		}
-		delete(snaps, n)
-		last = err
-		s.emit(ctx, observe.Event{Kind: observe.BucketRetry, Bucket: n, Attempt: attempt + 1, Err: err})
-	}
-	return nil, conflict(fmt.Sprintf("index bucket %d update", n), s.opts.MaxAttempts, last)
 }
 
 // readBucketAtLeast reads bucket n, known to be at generation minGen or

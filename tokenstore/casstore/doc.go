@@ -81,7 +81,10 @@
 // have to agree on a shard count: every bucket records its own depth and
 // the bucket count its writer knew, and a reader with a stale idea of the
 // layout learns it from the first bucket it reads. A split costs two
-// writes (see split.go). Indexes do not shrink; an index made by an
+// writes (see split.go). Goroutines of one Store that change the same
+// bucket at the same time share its next write (group commit, see
+// commit.go): a burst of sign-ups in one process costs about one bucket
+// write per round, not one per sign-up. Indexes do not shrink; an index made by an
 // earlier version with a fixed number of shards is read and written as it
 // is.
 //

@@ -126,10 +126,7 @@ func (s *Store) splitOnce(ctx context.Context, p, c, m int) error {
 // not one per split (every write counts against AWS's daily version
 // quota). Best effort.
 func (s *Store) hintBuckets(ctx context.Context, m int) {
-	mu := &s.bucketMu[0]
-	mu.Lock()
-	defer mu.Unlock()
-	_, err := s.modifyLocked(ctx, 0, nil, func(b *index.Bucket) (bool, error) {
+	_, err := s.commit(ctx, 0, nil, func(b *index.Bucket) (bool, error) {
 		if b.Fixed || b.Buckets >= m {
 			return false, nil
 		}

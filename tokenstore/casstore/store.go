@@ -90,6 +90,8 @@ type Store struct {
 
 	saveMu   [64]sync.Mutex // serialises this process's saves of one key (striped)
 	bucketMu [64]sync.Mutex // serialises this process's writes to one bucket (striped)
+	queueMu  sync.Mutex
+	queues   map[int][]*bucketChange // changes waiting for the next write of a bucket (commit.go)
 
 	layoutMu sync.Mutex
 	layout   layout
@@ -151,6 +153,7 @@ func New(b Backend, opts Options) *Store {
 		opts:     opts,
 		layout:   layout{m: 1},
 		buckets:  map[int]*cachedBucket{},
+		queues:   map[int][]*bucketChange{},
 		recent:   newRecentDocs(opts.RememberTokens),
 		claims:   newClaimWatch(),
 	}
