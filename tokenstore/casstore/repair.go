@@ -258,9 +258,11 @@ func boolOrder(a, b bool) int {
 func (s *Store) dropEntries(ctx context.Context, sv *survey, pending map[index.Entry]bool, rep *RepairReport) error {
 	for n, b := range sv.buckets {
 		var dead, fenced []index.Entry
+		misplaced := map[index.Entry]bool{}
 		for _, e := range b.Entries {
 			if !covers(b, e.Key) {
 				dead = append(dead, e)
+				misplaced[e] = true
 				continue
 			}
 			switch state := sv.entryState(e); state {
@@ -284,16 +286,21 @@ func (s *Store) dropEntries(ctx context.Context, sv *survey, pending map[index.E
 			continue
 		}
 		var removedDead, removedFenced int
+		var moved []index.Entry // entries a split took to another bucket since the survey
 		nb, err := s.modifyBucket(ctx, n, nil, func(b *index.Bucket) (bool, error) {
-			removedDead, removedFenced = 0, 0
+			removedDead, removedFenced, moved = 0, 0, moved[:0]
 			for _, e := range dead {
 				if b.RemoveEntry(e) {
 					removedDead++
+				} else if !misplaced[e] && !covers(b, e.Key) {
+					moved = append(moved, e)
 				}
 			}
 			for _, e := range fenced {
 				if b.RemoveEntry(e) {
 					removedFenced++
+				} else if !covers(b, e.Key) {
+					moved = append(moved, e)
 				}
 			}
 			return removedDead+removedFenced > 0, nil
@@ -306,8 +313,36 @@ func (s *Store) dropEntries(ctx context.Context, sv *survey, pending map[index.E
 		}
 		rep.EntriesRemoved += removedDead
 		rep.ClaimsExpired += removedFenced
+		if len(moved) > 0 {
+			removed, err := s.removeEntries(ctx, moved)
+			if err != nil {
+				return err
+			}
+			rep.EntriesRemoved += removed
+		}
 	}
 	return nil
+}
+
+// removeEntries removes entries from the buckets that hold their keys
+// now (the index may have split since they were found), and reports how
+// many it removed.
+func (s *Store) removeEntries(ctx context.Context, entries []index.Entry) (int, error) {
+	keys := make([]index.Key, 0, len(entries))
+	for _, e := range entries {
+		keys = append(keys, e.Key)
+	}
+	removed := map[index.Entry]bool{}
+	err := s.modifyKeys(ctx, keys, nil, func(b *index.Bucket, keys []index.Key) (bool, error) {
+		changed := false
+		for _, e := range entries {
+			if slices.Contains(keys, e.Key) && b.RemoveEntry(e) {
+				removed[e], changed = true, true
+			}
+		}
+		return changed, nil
+	})
+	return len(removed), err
 }
 
 // addEntries gives every key of every live token its entry. The missing
