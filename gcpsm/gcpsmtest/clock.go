@@ -2,8 +2,9 @@ package gcpsmtest
 
 import (
 	"fmt"
-	"sync"
 	"time"
+
+	"github.com/cloudtokens/cloudtokens/tokenstore/casstore/casstoretest"
 )
 
 // WithClock makes now the emulator's time source (default time.Now). It
@@ -23,40 +24,16 @@ func WithClock(now func() time.Time) Option {
 }
 
 // ManualClock is a simulated clock for [WithClock]: time stands still
-// until Advance or Set moves it. It is safe for concurrent use.
+// until Advance or Set moves it. It is safe for concurrent use. It is
+// [casstoretest.ManualClock], so one clock can drive the emulator and a
+// store's own clock and quotas.
 //
 //	clock := gcpsmtest.NewManualClock(time.Unix(1_700_000_000, 0))
 //	srv := gcpsmtest.Start(t, gcpsmtest.WithClock(clock.Now),
 //		gcpsmtest.WithProjectQuotas(gcpsmtest.DocumentedProjectQuotas()))
 //	... // 600 writes succeed, the 601st is RESOURCE_EXHAUSTED
 //	clock.Advance(time.Minute) // the window has passed
-type ManualClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
+type ManualClock = casstoretest.ManualClock
 
 // NewManualClock returns a ManualClock that reads start.
-func NewManualClock(start time.Time) *ManualClock { return &ManualClock{now: start} }
-
-// Now returns the clock's current time.
-func (c *ManualClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-// Advance moves the clock forward by d (backward if d is negative) and
-// returns the new time.
-func (c *ManualClock) Advance(d time.Duration) time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-	return c.now
-}
-
-// Set moves the clock to t.
-func (c *ManualClock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = t
-}
+func NewManualClock(start time.Time) *ManualClock { return casstoretest.NewManualClock(start) }

@@ -12,24 +12,6 @@ import (
 	"github.com/cloudtokens/cloudtokens/tokenstore/casstore/casstoretest"
 )
 
-// simClock is a clock a test moves by hand.
-type simClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *simClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *simClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // skipScale skips a scale test with -short and with the race detector
 // (scripts/test.sh runs the TestScale tests again without it).
 func skipScale(t *testing.T, what string) {
@@ -47,7 +29,7 @@ func skipScale(t *testing.T, what string) {
 func TestScaleDayOfLoadWithinAWSQuota(t *testing.T) {
 	skipScale(t, "a simulated day of 30,000 operations")
 	ctx := t.Context()
-	clock := &simClock{now: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)}
+	clock := casstoretest.NewManualClock(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC))
 	q := casstoretest.NewQuotaBackend(casstore.NewMemoryBackend(), clock.Now)
 	s := casstore.New(q, casstore.Options{Clock: clock.Now})
 	const perDay = 10000

@@ -23,7 +23,7 @@ func importTok(i int) *tokenstore.Token {
 // secret comes near the quota), and a rerun writes nothing.
 func TestImportTokensBatches(t *testing.T) {
 	ctx := t.Context()
-	clock := &simClock{now: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)}
+	clock := casstoretest.NewManualClock(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC))
 	mem := casstore.NewMemoryBackend()
 	q := casstoretest.NewQuotaBackend(mem, clock.Now)
 	s := casstore.New(q, casstore.Options{Clock: clock.Now})

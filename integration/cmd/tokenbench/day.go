@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"sync"
 	"time"
 
 	"github.com/cloudtokens/cloudtokens/integration/bench"
@@ -12,24 +11,6 @@ import (
 	"github.com/cloudtokens/cloudtokens/tokenstore/casstore"
 	"github.com/cloudtokens/cloudtokens/tokenstore/casstore/casstoretest"
 )
-
-// simClock is a clock the simulated day moves by hand.
-type simClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *simClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *simClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 // DayResult is a simulated load under AWS's version quota.
 type DayResult struct {
@@ -58,7 +39,7 @@ func runDay(ctx context.Context, t *bench.Target, inserts, deletes int) *DayResu
 	res := &DayResult{Backend: t.Name, Inserts: inserts, Deletes: deletes}
 	start := time.Now()
 	defer func() { res.D = time.Since(start) }()
-	clock := &simClock{now: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)}
+	clock := casstoretest.NewManualClock(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC))
 	var q *casstoretest.QuotaBackend
 	prefix := bench.NewPrefix("day")
 	s, err := t.OpenEngine(ctx, prefix, bench.StoreOptions{Wrap: func(b casstore.Backend) casstore.Backend {
