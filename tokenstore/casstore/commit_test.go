@@ -2,6 +2,7 @@ package casstore_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -78,6 +79,66 @@ func TestConcurrentSavesShareIndexWrites(t *testing.T) {
 	if err != nil || len(all) != n+1 {
 		t.Fatalf("Tokens: %d (%v), want %d", len(all), err, n+1)
 	}
+	for i := range n {
+		if _, err := other.FindToken(ctx, &tokenstore.Token{UserName: zohoToken(i).UserName}); err != nil {
+			t.Errorf("FindToken(user %d): %v", i, err)
+		}
+	}
+	if rep := mustCheck(t, other); !rep.OK() {
+		t.Fatalf("Check: %s", rep)
+	}
+}
+
+// cancelGate holds the first index write until its caller's context
+// ends, and then fails it without applying it.
+type cancelGate struct {
+	gatedIndex
+	holding chan struct{}
+}
+
+func (g *cancelGate) Update(ctx context.Context, name string, value []byte, version string) (string, error) {
+	if strings.HasPrefix(name, "index-") && g.first.CompareAndSwap(false, true) {
+		close(g.holding)
+		<-ctx.Done()
+		return "", ctx.Err()
+	}
+	return g.Backend.Update(ctx, name, value, version)
+}
+
+// The goroutine that writes a shared bucket change stops (its context is
+// canceled mid-write): its own save fails with context.Canceled, and the
+// changes queued behind it are written again by their own goroutines, so
+// every other save succeeds and the store stays clean.
+func TestCanceledWriterDoesNotFailQueuedSaves(t *testing.T) {
+	ctx := t.Context()
+	mem := casstore.NewMemoryBackend()
+	if err := casstore.New(mem, casstore.Options{}).SaveToken(ctx, &tokenstore.Token{UserName: "first", RefreshToken: "rt-first"}); err != nil {
+		t.Fatal(err)
+	}
+	g := &cancelGate{gatedIndex: gatedIndex{Backend: mem}, holding: make(chan struct{})}
+	s := casstore.New(g, casstore.Options{})
+	lctx, cancel := context.WithCancel(ctx)
+	leader := make(chan error, 1)
+	go func() { leader <- s.SaveToken(lctx, zohoToken(100)) }()
+	<-g.holding
+	const n = 8
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() { errs[i] = s.SaveToken(ctx, zohoToken(i)) })
+	}
+	time.Sleep(300 * time.Millisecond) // the others queue behind the held write
+	cancel()
+	if err := <-leader; !errors.Is(err, context.Canceled) {
+		t.Errorf("the canceled save: %v, want context.Canceled", err)
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("queued save %d: %v", i, err)
+		}
+	}
+	other := casstore.New(mem, casstore.Options{})
 	for i := range n {
 		if _, err := other.FindToken(ctx, &tokenstore.Token{UserName: zohoToken(i).UserName}); err != nil {
 			t.Errorf("FindToken(user %d): %v", i, err)
