@@ -268,7 +268,7 @@ func (s *Store) pending(batch []*bucketChange) []*bucketChange {
 // each to the result of those before it: a change whose fn fails leaves
 // the copy as it was. It reports whether any change changed it.
 func apply(b *index.Bucket, batch []*bucketChange) (*index.Bucket, bool) {
-	any := false
+	changed := false
 	for _, c := range batch {
 		next := b.Clone()
 		c.changed, c.fnErr = c.fn(next)
@@ -276,10 +276,7 @@ func apply(b *index.Bucket, batch []*bucketChange) (*index.Bucket, bool) {
 			c.changed = false
 			continue
 		}
-		b, any = next, true
+		b, changed = next, true
 	}
-	if !any {
-		return b, false
-	}
-	return b, true
+	return b, changed
 }
