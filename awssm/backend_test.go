@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"strconv"
@@ -28,37 +29,57 @@ import (
 	"github.com/cloudtokens/cloudtokens/tokenstore/casstore"
 )
 
-// opCounter counts the HTTP requests a client sends, by operation.
+// opCounter counts a client's API calls by operation, and separately the
+// HTTP requests it sends for them (a call the SDK retries is one call and
+// several requests). Tests that count what the backend asks for count
+// calls, so that a transport retry under load (moto_server answering 500,
+// a closed connection) does not change the figure; tests of lost
+// responses count requests.
 type opCounter struct {
-	mu  sync.Mutex
-	ops map[string]int
+	mu       sync.Mutex
+	ops      map[string]int
+	requests map[string]int
 }
 
 func (c *opCounter) reset() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.ops = map[string]int{}
+	c.ops, c.requests = map[string]int{}, map[string]int{}
 }
 
-func (c *opCounter) snapshot() map[string]int {
+// snapshot returns the API calls by operation since the last reset.
+func (c *opCounter) snapshot() map[string]int { return c.copy(&c.ops) }
+
+// sent returns the HTTP requests by operation since the last reset.
+func (c *opCounter) sent() map[string]int { return c.copy(&c.requests) }
+
+func (c *opCounter) copy(m *map[string]int) map[string]int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := map[string]int{}
-	for k, v := range c.ops {
-		out[k] = v
+	return maps.Clone(*m)
+}
+
+func (c *opCounter) count(m *map[string]int, ctx context.Context) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if *m == nil {
+		*m = map[string]int{}
 	}
-	return out
+	(*m)[awsmiddleware.GetOperationName(ctx)]++
 }
 
 func (c *opCounter) add(stack *middleware.Stack) error {
-	return stack.Finalize.Insert(middleware.FinalizeMiddlewareFunc("test.opCounter",
+	err := stack.Initialize.Add(middleware.InitializeMiddlewareFunc("test.opCounter.calls",
+		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+			c.count(&c.ops, ctx)
+			return next.HandleInitialize(ctx, in)
+		}), middleware.After)
+	if err != nil {
+		return err
+	}
+	return stack.Finalize.Insert(middleware.FinalizeMiddlewareFunc("test.opCounter.requests",
 		func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
-			c.mu.Lock()
-			if c.ops == nil {
-				c.ops = map[string]int{}
-			}
-			c.ops[awsmiddleware.GetOperationName(ctx)]++
-			c.mu.Unlock()
+			c.count(&c.requests, ctx)
 			return next.HandleFinalize(ctx, in)
 		}), "Retry", middleware.After)
 }

@@ -65,7 +65,7 @@ func TestLostResponses(t *testing.T) {
 		if inj.Pending() != 0 {
 			t.Fatal("the fault was not injected")
 		}
-		if got := cnt.snapshot()["CreateSecret"]; got != 2 {
+		if got := cnt.sent()["CreateSecret"]; got != 2 {
 			t.Errorf("CreateSecret sent %d times, want 2 (the lost one and the SDK's retry)", got)
 		}
 		obj, err := b.Read(ctx, "token-c")
@@ -92,7 +92,7 @@ func TestLostResponses(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Update with a lost put response: %v", err)
 		}
-		if got := cnt.snapshot()["PutSecretValue"]; got != 2 {
+		if got := cnt.sent()["PutSecretValue"]; got != 2 {
 			t.Errorf("PutSecretValue sent %d times, want 2", got)
 		}
 		obj, err := b.Read(ctx, "token-p")
@@ -115,7 +115,7 @@ func TestLostResponses(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Update with a lost stage-move response: %v", err)
 		}
-		calls := cnt.snapshot()
+		calls := cnt.sent()
 		if calls["UpdateSecretVersionStage"] != 2 || calls["GetSecretValue"] != 1 {
 			t.Errorf("calls %v, want 2 UpdateSecretVersionStage and 1 GetSecretValue (the check)", calls)
 		}
@@ -144,7 +144,7 @@ func TestLostResponses(t *testing.T) {
 			if force {
 				want = 3
 			}
-			if got := cnt.snapshot()["DeleteSecret"]; got != want {
+			if got := cnt.sent()["DeleteSecret"]; got != want {
 				t.Errorf("DeleteSecret sent %d times, want %d", got, want)
 			}
 			if _, err := b.Read(ctx, "token-d"); !errors.Is(err, tokenstore.ErrNotFound) {
@@ -196,7 +196,7 @@ func TestCreateRetryRefused(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Create: %v", err)
 	}
-	if calls := cnt.snapshot(); calls["CreateSecret"] != 2 || calls["GetSecretValue"] != 1 {
+	if calls := cnt.sent(); calls["CreateSecret"] != 2 || calls["GetSecretValue"] != 1 {
 		t.Errorf("calls %v, want 2 CreateSecret + 1 GetSecretValue", calls)
 	}
 	if obj, err := b.Read(ctx, "token-r"); err != nil || obj.Version != v || string(obj.Value) != "mine" {
@@ -227,7 +227,7 @@ func TestThrottlingRetried(t *testing.T) {
 	if obj, err := b.Read(ctx, "token-t"); err != nil || string(obj.Value) != "x" {
 		t.Fatalf("Read after two throttles: %q, %v", obj.Value, err)
 	}
-	if got := cnt.snapshot()["GetSecretValue"]; got != 3 {
+	if got := cnt.sent()["GetSecretValue"]; got != 3 {
 		t.Errorf("GetSecretValue sent %d times, want 3", got)
 	}
 	// The client's limit of 3 attempts stays.

@@ -25,7 +25,7 @@ func runParent(t *testing.T, cfg Config, env map[string]string, newStore Factory
 	ctx, cancel := context.WithTimeout(t.Context(), cfg.Timeout)
 	defer cancel()
 
-	results, total := spawn(ctx, t, cfg, env, dir)
+	results, outputs, total := spawn(ctx, t, cfg, env, dir)
 	sum := summarize(cfg, results)
 	sum.Total = total
 	if cfg.VisibilityLag > 0 {
@@ -91,14 +91,14 @@ func runParent(t *testing.T, cfg Config, env map[string]string, newStore Factory
 	}
 	if len(problems) > 0 {
 		shown := problems[:min(len(problems), maxProblems)]
-		t.Errorf("stress: verification found %d problems:\n%s", len(problems), strings.Join(shown, "\n"))
+		t.Errorf("stress: verification found %d problems:\n%s%s", len(problems), strings.Join(shown, "\n"), traceIDs(rep, outputs))
 	}
 	return sum
 }
 
 // spawn runs the children and returns their results (nil for a child that
 // wrote none) and the wall time from the first start to the last exit.
-func spawn(ctx context.Context, t *testing.T, cfg Config, env map[string]string, dir string) ([]*childResult, time.Duration) {
+func spawn(ctx context.Context, t *testing.T, cfg Config, env map[string]string, dir string) ([]*childResult, []string, time.Duration) {
 	t.Helper()
 	extra := []string{envConfig + "=" + encodeChildConfig(cfg), envPrefix + "=" + cfg.Prefix}
 	for k, v := range env {
@@ -119,6 +119,7 @@ func spawn(ctx context.Context, t *testing.T, cfg Config, env map[string]string,
 	total := time.Since(start)
 
 	results := make([]*childResult, cfg.Processes)
+	outputs := make([]string, cfg.Processes)
 	for w, p := range ps {
 		r, err := readResult(dir, w)
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -126,6 +127,7 @@ func spawn(ctx context.Context, t *testing.T, cfg Config, env map[string]string,
 		}
 		results[w] = r
 		out := strings.TrimSpace(p.Output())
+		outputs[w] = out
 		switch err := p.Wait(); {
 		case err != nil:
 			if ctx.Err() != nil {
@@ -139,7 +141,7 @@ func spawn(ctx context.Context, t *testing.T, cfg Config, env map[string]string,
 			t.Logf("stress: worker %d output:\n%s", w, out)
 		}
 	}
-	return results, total
+	return results, outputs, total
 }
 
 // verify compares the store's final state (its token listing and its
@@ -362,3 +364,41 @@ func verifyLookups(ctx context.Context, cfg Config, st Store, toks []*tokenstore
 
 // lookupWorkers is the number of lookups verifyLookups makes at once.
 const lookupWorkers = 8
+
+// traceIDs returns, for the token IDs that Check names in rep, the lines
+// of the children's output (their logs: fences, failed releases) that
+// mention them, so that a failed run says which path left the state.
+func traceIDs(rep *casstore.Report, outputs []string) string {
+	if rep == nil || rep.OK() {
+		return ""
+	}
+	seen := map[string]bool{}
+	var ids []string
+	for _, l := range [][]string{rep.Unindexed, rep.Missing, rep.MissingKeys, rep.Duplicates, rep.Corrupt, rep.StaleEntries, rep.PendingClaims} {
+		for _, item := range l {
+			for _, f := range strings.FieldsFunc(item, func(r rune) bool { return r == ' ' || r == ',' || r == ':' || r == '(' || r == ')' }) {
+				if len(f) == 26 && !seen[f] && len(ids) < maxProblems {
+					seen[f] = true
+					ids = append(ids, f)
+				}
+			}
+		}
+	}
+	var b strings.Builder
+	for _, id := range ids {
+		fmt.Fprintf(&b, "\nworker logs that mention %s:", id)
+		found := false
+		for w, out := range outputs {
+			for line := range strings.Lines(out) {
+				if strings.Contains(line, id) {
+					fmt.Fprintf(&b, "\n  worker %d: %s", w, strings.TrimSpace(line))
+					found = true
+				}
+			}
+		}
+		if !found {
+			b.WriteString(" none")
+		}
+	}
+	return b.String()
+}

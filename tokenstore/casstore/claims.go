@@ -177,7 +177,7 @@ func (s *Store) claimKey(ctx context.Context, b *index.Bucket, req claimRequest,
 		}
 		if state == ownerPending || state == ownerMissing {
 			c := claimID{e.Kind, e.Value, e.ID, e.Gen}
-			if s.claims.waited(c, s.now()) < s.opts.ClaimWait {
+			if s.claims.waited(c, s.now()) < s.claims.patience(s.opts.ClaimWait, s.opts.CleanupTimeout) {
 				return false, fmt.Errorf("%w: token %q is claiming the same %s", errRetry, e.ID, keyName(k.Kind))
 			}
 			if err := s.fence(ctx, e, state, st, docs); err != nil {
@@ -221,15 +221,36 @@ func (s *Store) release(ctx context.Context, id string, keys []index.Key, upTo u
 	}
 	cctx, cancel := s.cleanupContext(ctx)
 	defer cancel()
-	err := s.modifyKeys(cctx, keys, snaps, func(b *index.Bucket, keys []index.Key) (bool, error) {
-		changed := false
-		for _, k := range keys {
-			changed = b.Remove(k, id, upTo) || changed
-		}
-		return changed, nil
+	err := s.persist(cctx, func() error {
+		return s.modifyKeys(cctx, keys, snaps, func(b *index.Bucket, keys []index.Key) (bool, error) {
+			changed := false
+			for _, k := range keys {
+				changed = b.Remove(k, id, upTo) || changed
+			}
+			return changed, nil
+		})
 	})
 	if err != nil {
 		s.opts.Logger.WarnContext(ctx, "cloudtokens: could not release index entries; they are dead and will be dropped later", "id", id, "error", err)
+	}
+}
+
+// persist runs release, a clean-up that removes index entries, again
+// while it loses compare-and-swap races (tokenstore.ErrConflict after
+// Options.MaxAttempts) and cctx, a clean-up context, has time left. A
+// release that gave up on a busy bucket would leave entries behind that
+// only Repair removes (an ID entry is never claimed again); its writes
+// take part in group commit, so persisting costs the other writers
+// little.
+func (s *Store) persist(cctx context.Context, release func() error) error {
+	for attempt := 0; ; attempt++ {
+		err := release()
+		if !errors.Is(err, tokenstore.ErrConflict) || cctx.Err() != nil {
+			return err
+		}
+		if backoff(cctx, attempt+2) != nil {
+			return err // out of clean-up time
+		}
 	}
 }
 
@@ -251,14 +272,16 @@ func (s *Store) releaseDeleted(ctx context.Context, id string, keys []index.Key)
 	waitUntil := time.Now().Add(s.opts.StaleReadWait)
 	for attempt := 0; len(keys) > 0; attempt++ {
 		missing := map[index.Key]bool{}
-		err := s.modifyKeys(cctx, keys, nil, func(b *index.Bucket, keys []index.Key) (bool, error) {
-			changed := false
-			for _, k := range keys {
-				removed := b.Remove(k, id, math.MaxUint64)
-				missing[k] = !removed
-				changed = changed || removed
-			}
-			return changed, nil
+		err := s.persist(cctx, func() error {
+			return s.modifyKeys(cctx, keys, nil, func(b *index.Bucket, keys []index.Key) (bool, error) {
+				changed := false
+				for _, k := range keys {
+					removed := b.Remove(k, id, math.MaxUint64)
+					missing[k] = !removed
+					changed = changed || removed
+				}
+				return changed, nil
+			})
 		})
 		if err != nil {
 			s.opts.Logger.WarnContext(ctx, "cloudtokens: could not release index entries; they are dead and will be dropped later", "id", id, "error", err)
@@ -299,11 +322,44 @@ func diffKeys(a, b []index.Key) []index.Key {
 }
 
 // claimWatch remembers when this Store first saw each unfinished claim it
-// is waiting on, so that it fences a claim only after it has waited
-// Options.ClaimWait for it, measured on its own clock.
+// is waiting on, so that it fences a claim only after it has waited for
+// it long enough (patience), measured on its own clock.
 type claimWatch struct {
 	mu    sync.Mutex
 	first map[claimID]time.Time
+	// took is how long this Store's own saves take from their first claim
+	// to their document write, a moving average.
+	took time.Duration
+}
+
+// claimPatience: a pending claim is waited on for at least this many
+// times as long as this Store's own saves take between claim and write.
+// All processes of a prefix share the backend, so their saves are about
+// as slow as this Store's: on a slow or throttled backend (an overloaded
+// emulator, a cloud's backoff) a save that takes longer than
+// Options.ClaimWait is still finishing, and fencing it would only make it
+// start again, each restart slowing the others further.
+const claimPatience = 3
+
+// finished records how long one of this Store's saves took from its first
+// claim to its document write.
+func (w *claimWatch) finished(d time.Duration) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.took == 0 {
+		w.took = d
+	} else {
+		w.took += (d - w.took) / 4
+	}
+}
+
+// patience returns how long a pending claim is waited on before it is
+// fenced: least (Options.ClaimWait), or claimPatience times this Store's
+// own claim-to-write time when that is longer, but never more than most.
+func (w *claimWatch) patience(least, most time.Duration) time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return max(least, min(claimPatience*w.took, most))
 }
 
 type claimID struct {

@@ -178,7 +178,9 @@ func (s *Store) replace(ctx context.Context, target *storedToken, next *tokensto
 	}
 	newKeys := index.KeysOf(next)
 	req.id, req.gen = id, gen
-	if err := s.claim(ctx, req, diffKeys(newKeys, oldKeys), snaps); err != nil {
+	start := s.now()
+	added := diffKeys(newKeys, oldKeys)
+	if err := s.claim(ctx, req, added, snaps); err != nil {
 		return err
 	}
 	// A write that lost to another keeps what it claimed: the entries are
@@ -187,7 +189,7 @@ func (s *Store) replace(ctx context.Context, target *storedToken, next *tokensto
 	// write that found the token deleted releases them: nobody else can
 	// hold a key for a deleted ID.
 	if _, err := s.writeDoc(ctx, target, next, tokenstore.Meta{Lease: lease}); err != nil {
-		if added := diffKeys(newKeys, oldKeys); len(added) > 0 &&
+		if len(added) > 0 &&
 			(errors.Is(err, tokenstore.ErrNotFound) || errors.Is(err, ErrVersionMismatch) && s.deleted(ctx, id)) {
 			s.releaseAll(ctx, id, added, snaps)
 		}
@@ -199,6 +201,9 @@ func (s *Store) replace(ctx context.Context, target *storedToken, next *tokensto
 			return fmt.Errorf("%w: token %q changed during the save: %w", errRetry, id, err)
 		}
 		return err
+	}
+	if len(added) > 0 {
+		s.claims.finished(s.now().Sub(start))
 	}
 	s.release(ctx, id, diffKeys(oldKeys, newKeys), gen, snaps)
 	return nil
@@ -236,6 +241,7 @@ func (s *Store) insertAs(ctx context.Context, nt *tokenstore.Token, lease *token
 		req.decisive = k
 	}
 	keys := index.KeysOf(nt)
+	start := s.now()
 	// A withdrawal releases every key of the new ID, not only the batches
 	// that succeeded: one claim writes several buckets when the index grew
 	// since its batches were made, and may fail after some of them. The
@@ -249,6 +255,7 @@ func (s *Store) insertAs(ctx context.Context, nt *tokenstore.Token, lease *token
 	}
 	_, err := s.writeDoc(ctx, nil, nt, tokenstore.Meta{Lease: lease})
 	if err == nil {
+		s.claims.finished(s.now().Sub(start))
 		return nil
 	}
 	if !definite(err) {

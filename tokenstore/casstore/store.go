@@ -49,7 +49,10 @@ type Options struct {
 	// (default 2 s). Fencing is always safe (it is a conditional write
 	// that makes the other save retry); the wait only avoids disturbing a
 	// save that is about to finish. It bounds how long a user stays
-	// blocked after a process died in the middle of saving them.
+	// blocked after a process died in the middle of saving them. When
+	// this Store's own saves take longer from claim to write (a slow or
+	// throttled backend), it waits three times as long as they take,
+	// up to CleanupTimeout.
 	ClaimWait time.Duration
 	// StaleReadWait is how long this Store retries a read that does not
 	// find a document it knows exists (a lagging replica that does not

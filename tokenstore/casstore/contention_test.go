@@ -1,0 +1,170 @@
+package casstore_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cloudtokens/cloudtokens/observe"
+	"github.com/cloudtokens/cloudtokens/observe/observetest"
+	"github.com/cloudtokens/cloudtokens/tokenstore"
+	"github.com/cloudtokens/cloudtokens/tokenstore/casstore"
+	"github.com/cloudtokens/cloudtokens/tokenstore/index"
+)
+
+// slowCreates is a backend whose token creates take delay: a slow or
+// throttled cloud, on which a save spends that long between its claims
+// and its document. (A fence's tombstone is created at once, so that a
+// fence is not outrun by the create it fences.)
+type slowCreates struct {
+	*casstore.MemoryBackend
+	delay time.Duration
+}
+
+func (s slowCreates) Create(ctx context.Context, name string, value []byte) (string, error) {
+	if strings.HasPrefix(name, "token-") && !strings.Contains(string(value), `"deleted"`) {
+		time.Sleep(s.delay)
+	}
+	return s.MemoryBackend.Create(ctx, name, value)
+}
+
+// Two processes sign up the same user at once on a backend where a save
+// takes longer than Options.ClaimWait from claim to document. A Store that
+// has seen its own saves take that long waits for the other's claim
+// instead of fencing it (which would only make the other save start
+// again, and on an overloaded backend each restart slows everyone
+// further); a Store that has not, fences, as before.
+func TestClaimWaitFollowsSlowSaves(t *testing.T) {
+	const delay, claimWait = 400 * time.Millisecond, 20 * time.Millisecond
+	for _, warm := range []bool{false, true} {
+		name := "cold"
+		if warm {
+			name = "after slow saves"
+		}
+		t.Run(name, func(t *testing.T) {
+			ctx := t.Context()
+			b := slowCreates{MemoryBackend: casstore.NewMemoryBackend(), delay: delay}
+			recs := []*observetest.Recorder{{}, {}}
+			quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+			var stores []*casstore.Store
+			for i, rec := range recs {
+				s := casstore.New(b, casstore.Options{ClaimWait: claimWait, Observer: rec, Logger: quiet})
+				stores = append(stores, s)
+				if !warm {
+					continue
+				}
+				for u := range 2 {
+					user := "warm-" + string(rune('a'+i)) + string(rune('0'+u))
+					if err := s.SaveToken(ctx, &tokenstore.Token{UserName: user, RefreshToken: "r-" + user}); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			var wg sync.WaitGroup
+			errs := make([]error, len(stores))
+			for i, s := range stores {
+				wg.Go(func() {
+					errs[i] = s.SaveToken(ctx, &tokenstore.Token{UserName: "both", RefreshToken: "r-both", AccessToken: "a" + string(rune('0'+i))})
+				})
+			}
+			wg.Wait()
+			for i, err := range errs {
+				if err != nil {
+					t.Fatalf("store %d: %v", i, err)
+				}
+			}
+			fences := len(recs[0].Events(observe.Fence)) + len(recs[1].Events(observe.Fence))
+			switch {
+			case warm && fences != 0:
+				t.Errorf("%d fences; want none: both stores know a save takes about %v here", fences, delay)
+			case !warm && fences == 0:
+				t.Errorf("no fence; want the claim fenced after ClaimWait (%v), the test's control", claimWait)
+			}
+			toks, err := stores[0].Tokens(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			for _, tok := range toks {
+				if tok.UserName == "both" {
+					n++
+				}
+			}
+			if n != 1 {
+				t.Errorf("%d tokens of the user, want 1", n)
+			}
+			rep, err := stores[1].Check(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !rep.OK() {
+				t.Errorf("Check: %v", rep)
+			}
+		})
+	}
+}
+
+// rivalWrites is a backend on which another writer rewrites an index
+// bucket just before each of the next n index updates: every one of them
+// loses its compare-and-swap.
+type rivalWrites struct {
+	*casstore.MemoryBackend
+	n atomic.Int64
+}
+
+func (r *rivalWrites) Update(ctx context.Context, name string, value []byte, version string) (string, error) {
+	if strings.HasPrefix(name, "index-") && r.n.Add(-1) >= 0 {
+		n, _ := strconv.Atoi(strings.TrimPrefix(name, "index-"))
+		cur, err := r.MemoryBackend.Read(ctx, name)
+		if err != nil {
+			return "", err
+		}
+		b, err := index.Decode(cur.Value, n)
+		if err != nil {
+			return "", err
+		}
+		b.Gen++ // the rival's write: the next generation of the bucket
+		next, err := b.Encode()
+		if err != nil {
+			return "", err
+		}
+		if _, err := r.MemoryBackend.Update(ctx, name, next, cur.Version); err != nil {
+			return "", err
+		}
+	}
+	return r.MemoryBackend.Update(ctx, name, value, version)
+}
+
+// A delete whose release of the index entries loses more compare-and-swap
+// races than Options.MaxAttempts (a busy bucket, many processes) keeps
+// trying within the clean-up time: a token ID's entry is never claimed
+// again, so an entry left behind would stay until Repair.
+func TestReleaseOutlastsABusyBucket(t *testing.T) {
+	ctx := t.Context()
+	b := &rivalWrites{MemoryBackend: casstore.NewMemoryBackend()}
+	s := casstore.New(b, casstore.Options{MaxAttempts: 3, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	tok := &tokenstore.Token{UserName: "u", RefreshToken: "r"}
+	if err := s.SaveToken(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	b.n.Store(3*3 + 1) // more than three releases' worth of attempts
+	if err := s.DeleteToken(ctx, tok.ID); err != nil {
+		t.Fatal(err)
+	}
+	if left := b.n.Load(); left > 0 {
+		t.Fatalf("%d rival writes left over: the release stopped early", left)
+	}
+	rep, err := s.Check(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK() || rep.Tokens != 0 {
+		t.Errorf("Check after the delete: %v; want no tokens and no entries", rep)
+	}
+}
