@@ -2,6 +2,7 @@ package gcpsm
 
 import (
 	"context"
+	"math/rand/v2"
 	"time"
 
 	"github.com/googleapis/gax-go/v2"
@@ -103,15 +104,21 @@ func (b *backend) retryOn(rec *attempts, exhausted bool) gax.CallOption {
 	})
 }
 
-// throttle paces the attempts of a write answered RESOURCE_EXHAUSTED,
-// with the same backoff and bound as the retries of other calls.
+// throttle paces the attempts of a write answered RESOURCE_EXHAUSTED by
+// the per-secret write rate, with the bound of the retries of other calls
+// but an equal-jitter pause: at least half the cap (0.25–0.5 s, 0.5–1 s,
+// 1–2 s, 2–4 s, 4–8 s; 7.75 to 15.5 s in all with the default 5). Full
+// jitter can draw five near-zero pauses in a row, and a writer among
+// eight that want the same secret (a refresh lease) then fails within
+// the one second the rate counts; half the cap spreads the attempts over
+// the window the limit clears in.
 type throttle struct {
-	bo   gax.Backoff
+	cap  time.Duration
 	left int
 }
 
 func (b *backend) newThrottle() *throttle {
-	return &throttle{bo: transientBackoff(), left: b.retries}
+	return &throttle{cap: transientBackoff().Initial, left: b.retries}
 }
 
 // wait reports whether err is RESOURCE_EXHAUSTED with a retry left, and
@@ -121,7 +128,10 @@ func (t *throttle) wait(ctx context.Context, err error) bool {
 		return false
 	}
 	t.left--
-	return gax.Sleep(ctx, t.bo.Pause()) == nil
+	d := t.cap/2 + rand.N(t.cap/2+1)
+	bo := transientBackoff()
+	t.cap = min(time.Duration(float64(t.cap)*bo.Multiplier), bo.Max)
+	return gax.Sleep(ctx, d) == nil
 }
 
 // staleWait paces the retries of a read that lags, within a time budget.
