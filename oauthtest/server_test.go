@@ -3,31 +3,16 @@ package oauthtest
 import (
 	"encoding/base64"
 	"encoding/json"
+	"github.com/cloudtokens/cloudtokens/tokenstore/casstore/casstoretest"
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
 
-// fakeClock is a settable clock.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
+// fakeClock is a settable clock (one shared test clock: casstoretest.ManualClock).
+type fakeClock = casstoretest.ManualClock
 
 func post(t *testing.T, u string, form url.Values, header http.Header) (int, map[string]any) {
 	t.Helper()
@@ -203,7 +188,7 @@ func TestRotation(t *testing.T) {
 }
 
 func TestGenerationLimit(t *testing.T) {
-	clk := &fakeClock{now: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clk := casstoretest.NewManualClock(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
 	s := Start(t, WithClock(clk.Now), WithErrorStatus(http.StatusBadRequest))
 	_, body := post(t, s.TokenURL, exchangeForm(s, s.IssueGrant("dave")), nil)
 	rt := body["refresh_token"].(string)
@@ -227,7 +212,7 @@ func TestGenerationLimit(t *testing.T) {
 }
 
 func TestGrantExpiresAndRedirect(t *testing.T) {
-	clk := &fakeClock{now: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clk := casstoretest.NewManualClock(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
 	s := Start(t, WithClock(clk.Now), WithRedirectURL("https://app.example/cb"))
 	code := s.IssueGrant("erin")
 	if _, body := post(t, s.TokenURL, exchangeForm(s, code), nil); body["error"] != ErrInvalidCode {
@@ -288,7 +273,7 @@ func TestFailNextAndRevokeUser(t *testing.T) {
 }
 
 func TestRevokeAndAPI(t *testing.T) {
-	clk := &fakeClock{now: time.Now()}
+	clk := casstoretest.NewManualClock(time.Now())
 	s := Start(t, WithClock(clk.Now))
 	_, body := post(t, s.TokenURL, exchangeForm(s, s.IssueGrant("hal")), nil)
 	rt, at := body["refresh_token"].(string), body["access_token"].(string)

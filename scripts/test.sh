@@ -96,6 +96,7 @@ summarize='
 import json, sys
 counts = {"pass": 0, "fail": 0, "skip": 0}
 buf = {}
+slow = []  # tests of 30 s or more: (seconds, package.Test)
 def out(s):
     sys.stdout.write(s); sys.stdout.flush()
 for line in sys.stdin:
@@ -112,6 +113,8 @@ for line in sys.stdin:
             buf.setdefault(key, []).append(text)
         elif act in counts:
             counts[act] += 1
+            if "/" not in test and ev.get("Elapsed", 0) >= 30:
+                slow.append((ev["Elapsed"], pkg.rsplit("/", 1)[-1] + "." + test))
             lines = buf.pop(key, [])
             if act != "pass":
                 out("".join(lines))
@@ -123,6 +126,9 @@ for line in sys.stdin:
         # Tests cut short (panic, timeout) never report: show what they said.
         for k in [k for k in buf if k[0] == pkg]:
             out("".join(buf.pop(k)))
+if slow:
+    slow.sort(reverse=True)
+    out("slowest tests: " + ", ".join("%s %.0fs" % (name, secs) for secs, name in slow[:8]) + "\n")
 with open(3, "w") as f:
     f.write("%d %d %d\n" % (counts["pass"], counts["fail"], counts["skip"]))
 '

@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
@@ -12,27 +11,13 @@ import (
 	"github.com/cloudtokens/cloudtokens/tokensource"
 	"github.com/cloudtokens/cloudtokens/tokenstore"
 	"github.com/cloudtokens/cloudtokens/tokenstore/casstore"
+	"github.com/cloudtokens/cloudtokens/tokenstore/casstore/casstoretest"
 )
 
-// clock is a settable clock shared by a test's server and sources.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
+// clock is a settable clock (one shared test clock: casstoretest.ManualClock).
+type clock = casstoretest.ManualClock
 
-func newClock() *clock { return &clock{now: time.Now().UTC().Truncate(time.Second)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
+func newClock() *clock { return casstoretest.NewManualClock(time.Now().UTC().Truncate(time.Second)) }
 
 // storeFunc opens a store whose leases lapse by now, the test's clock:
 // the leases a Source saves with a token are timed by its clock.

@@ -26,6 +26,7 @@ import (
 	"github.com/cloudtokens/cloudtokens/oauthtest"
 	"github.com/cloudtokens/cloudtokens/tokensource"
 	"github.com/cloudtokens/cloudtokens/tokenstore"
+	"github.com/cloudtokens/cloudtokens/tokenstore/casstore/casstoretest"
 )
 
 // The Secret Manager RPCs of each kind of request, as README.md documents
@@ -93,22 +94,8 @@ func (c *rpcCounter) take() map[string]int {
 	return out
 }
 
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
+// clock is a settable clock (one shared test clock: casstoretest.ManualClock).
+type clock = casstoretest.ManualClock
 
 // setup is one test's emulator, provider, fake API and logged-in user.
 type setup struct {
@@ -126,7 +113,7 @@ const (
 )
 
 func newSetup(t *testing.T, rotate bool) *setup {
-	s := &setup{clk: &clock{now: time.Now().UTC().Truncate(time.Second)}, user: "alice@example.com"}
+	s := &setup{clk: casstoretest.NewManualClock(time.Now().UTC().Truncate(time.Second)), user: "alice@example.com"}
 	s.emulator = gcpsmtest.Start(t)
 	s.provider = oauthtest.Start(t, oauthtest.WithClock(s.clk.Now), oauthtest.WithRotation(rotate), oauthtest.WithReuseDetection(true))
 	s.api = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

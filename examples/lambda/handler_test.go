@@ -33,6 +33,7 @@ import (
 	"github.com/cloudtokens/cloudtokens/oauthtest"
 	"github.com/cloudtokens/cloudtokens/tokensource"
 	"github.com/cloudtokens/cloudtokens/tokenstore"
+	"github.com/cloudtokens/cloudtokens/tokenstore/casstore/casstoretest"
 )
 
 // The Secrets Manager requests of each kind of invocation, as README.md
@@ -133,23 +134,8 @@ func testClient(t *testing.T, c *counter) *secretsmanager.Client {
 	})
 }
 
-// clock is a settable clock shared by the provider and the handlers.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
+// clock is a settable clock (one shared test clock: casstoretest.ManualClock).
+type clock = casstoretest.ManualClock
 
 // fakeAPI is the provider's API: 200 for a live access token of the
 // provider, else 401 INVALID_OAUTHTOKEN, as Zoho's APIs answer.
@@ -188,7 +174,7 @@ type setup struct {
 func newSetup(t *testing.T, rotate bool) *setup {
 	var r [8]byte
 	rand.Read(r[:])
-	s := &setup{clk: &clock{now: time.Now().UTC().Truncate(time.Second)},
+	s := &setup{clk: casstoretest.NewManualClock(time.Now().UTC().Truncate(time.Second)),
 		prefix: "cloudtokens-lambda-test/" + hex.EncodeToString(r[:]), user: "alice@example.com"}
 	s.provider = oauthtest.Start(t, oauthtest.WithClock(s.clk.Now), oauthtest.WithRotation(rotate), oauthtest.WithReuseDetection(true))
 	s.api = startAPI(t, s.provider)
