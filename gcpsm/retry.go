@@ -113,12 +113,12 @@ func (b *backend) retryOn(rec *attempts, exhausted bool) gax.CallOption {
 // the one second the rate counts; half the cap spreads the attempts over
 // the window the limit clears in.
 type throttle struct {
-	cap  time.Duration
+	bo   gax.Backoff // its Initial is the current cap
 	left int
 }
 
 func (b *backend) newThrottle() *throttle {
-	return &throttle{cap: transientBackoff().Initial, left: b.retries}
+	return &throttle{bo: transientBackoff(), left: b.retries}
 }
 
 // wait reports whether err is RESOURCE_EXHAUSTED with a retry left, and
@@ -128,10 +128,9 @@ func (t *throttle) wait(ctx context.Context, err error) bool {
 		return false
 	}
 	t.left--
-	d := t.cap/2 + rand.N(t.cap/2+1)
-	bo := transientBackoff()
-	t.cap = min(time.Duration(float64(t.cap)*bo.Multiplier), bo.Max)
-	return gax.Sleep(ctx, d) == nil
+	limit := t.bo.Initial
+	t.bo.Initial = min(time.Duration(float64(limit)*t.bo.Multiplier), t.bo.Max)
+	return gax.Sleep(ctx, limit/2+rand.N(limit/2+1)) == nil
 }
 
 // staleWait paces the retries of a read that lags, within a time budget.

@@ -17,7 +17,7 @@ import (
 // context ends.
 func TestThrottlePausesAtLeastHalfItsCap(t *testing.T) {
 	exhausted := status.Error(codes.ResourceExhausted, "Rate limit exceeded for AddSecretVersion and UpdateSecret on Secret")
-	th := &throttle{cap: transientBackoff().Initial, left: 2}
+	th := &throttle{bo: transientBackoff(), left: 2}
 	start := time.Now()
 	for i := range 2 {
 		if !th.wait(t.Context(), exhausted) {
@@ -30,7 +30,7 @@ func TestThrottlePausesAtLeastHalfItsCap(t *testing.T) {
 	if th.wait(t.Context(), exhausted) {
 		t.Error("a third retry allowed; want 2")
 	}
-	th = &throttle{cap: transientBackoff().Initial, left: 5}
+	th = &throttle{bo: transientBackoff(), left: 5}
 	if th.wait(t.Context(), status.Error(codes.FailedPrecondition, "etag mismatch")) || th.wait(t.Context(), errors.New("other")) {
 		t.Error("retried an error that is not RESOURCE_EXHAUSTED")
 	}

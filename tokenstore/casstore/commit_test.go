@@ -56,14 +56,10 @@ func TestConcurrentSavesShareIndexWrites(t *testing.T) {
 	g := &gatedIndex{Backend: mem, release: make(chan struct{})}
 	s := casstore.New(g, casstore.Options{})
 	const n = 32
-	var wg sync.WaitGroup
-	errs := make([]error, n)
-	for i := range n {
-		wg.Go(func() { errs[i] = s.SaveToken(ctx, zohoToken(i)) })
-	}
+	wait := signUps(ctx, s, n)
 	time.Sleep(300 * time.Millisecond) // the others queue behind the held write
 	close(g.release)
-	wg.Wait()
+	errs := wait()
 	for i, err := range errs {
 		if err != nil {
 			t.Fatalf("save %d: %v", i, err)
@@ -122,17 +118,13 @@ func TestCanceledWriterDoesNotFailQueuedSaves(t *testing.T) {
 	go func() { leader <- s.SaveToken(lctx, zohoToken(100)) }()
 	<-g.holding
 	const n = 8
-	var wg sync.WaitGroup
-	errs := make([]error, n)
-	for i := range n {
-		wg.Go(func() { errs[i] = s.SaveToken(ctx, zohoToken(i)) })
-	}
+	wait := signUps(ctx, s, n)
 	time.Sleep(300 * time.Millisecond) // the others queue behind the held write
 	cancel()
 	if err := <-leader; !errors.Is(err, context.Canceled) {
 		t.Errorf("the canceled save: %v, want context.Canceled", err)
 	}
-	wg.Wait()
+	errs := wait()
 	for i, err := range errs {
 		if err != nil {
 			t.Errorf("queued save %d: %v", i, err)
@@ -147,4 +139,15 @@ func TestCanceledWriterDoesNotFailQueuedSaves(t *testing.T) {
 	if rep := mustCheck(t, other); !rep.OK() {
 		t.Fatalf("Check: %s", rep)
 	}
+}
+
+// signUps starts n concurrent saves of zohoToken(0..n-1) on s; the
+// returned function waits for them and returns their errors.
+func signUps(ctx context.Context, s *casstore.Store, n int) func() []error {
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() { errs[i] = s.SaveToken(ctx, zohoToken(i)) })
+	}
+	return func() []error { wg.Wait(); return errs }
 }
