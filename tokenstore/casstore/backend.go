@@ -59,6 +59,13 @@ var (
 	ErrDeleted = fmt.Errorf("%w: the name belongs to a deleted document", ErrExists)
 	// ErrVersionMismatch: Update found another version than expected.
 	ErrVersionMismatch = errors.New("casstore: document version changed")
+	// ErrThrottled: the backend refused the request for its rate (GCP
+	// Secret Manager's per-secret write rate, RESOURCE_EXHAUSTED) after
+	// its own retries, and applied nothing. The engine tries an index
+	// bucket's write again from a fresh read, as after a lost
+	// compare-and-swap: several processes that write one bucket at once
+	// can exceed the rate for longer than one call's retries last.
+	ErrThrottled = errors.New("casstore: the backend refused the request for its rate")
 )
 
 // Quotas describes how often one document of a backend may be written.

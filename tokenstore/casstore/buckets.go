@@ -218,6 +218,13 @@ func (s *Store) readBucketAtLeast(ctx context.Context, n int, snaps bucketSnaps,
 // writeBucket writes b as the next generation of bucket n over version
 // ("" creates it) and remembers it.
 func (s *Store) writeBucket(ctx context.Context, n int, b *index.Bucket, version string) (string, error) {
+	return s.writeBucketAs(ctx, n, b, version, false)
+}
+
+// writeBucketAs is writeBucket for a split's two writes (split true),
+// which start the bucket's count of fresh versions anew.
+func (s *Store) writeBucketAs(ctx context.Context, n int, b *index.Bucket, version string, split bool) (string, error) {
+	lost := 0
 	if b.Fixed && b.Buckets == 1 {
 		// The one shard of a fixed layout is bucket 0 of a linear one:
 		// written in the new format, the index can grow.
@@ -231,6 +238,16 @@ func (s *Store) writeBucket(ctx context.Context, n int, b *index.Bucket, version
 		b.Buckets = max(b.Buckets, s.currentLayout().m, n+1)
 		if window, limit := s.writeHistory(); limit > 0 {
 			b.RecordWrite(s.now(), window, limit)
+		}
+		if q := s.quotas.VersionsPerDay; q > 0 {
+			// A compare-and-swap this Store lost on the bucket made a
+			// version too (AWS puts the version before it moves the
+			// label): the bucket's count includes it.
+			lost = s.lostVersions(n, 0)
+			for range lost {
+				b.RecordVersion(s.now(), q, false)
+			}
+			b.RecordVersion(s.now(), q, split)
 		}
 	}
 	doc, err := b.Encode()
@@ -248,13 +265,32 @@ func (s *Store) writeBucket(ctx context.Context, n int, b *index.Bucket, version
 		v, err = s.update(ctx, IndexName(n), doc, version)
 	}
 	if err != nil {
+		if version != "" && s.quotas.VersionsPerDay > 0 && errors.Is(err, ErrVersionMismatch) {
+			s.lostVersions(n, 1)
+		}
 		return "", err
 	}
+	s.lostVersions(n, -lost)
 	s.keepBucket(n, b, v)
 	if n == 0 {
 		s.indexSeen.Store(true)
 	}
 	return v, nil
+}
+
+// lostVersions adds d to the versions of bucket n that this Store's lost
+// compare-and-swaps made and no write of it has counted yet, and returns
+// the count.
+func (s *Store) lostVersions(n, d int) int {
+	s.queueMu.Lock()
+	defer s.queueMu.Unlock()
+	c := s.lost[n] + d
+	if c <= 0 {
+		delete(s.lost, n)
+		return 0
+	}
+	s.lost[n] = c
+	return c
 }
 
 // incarnationGen is the generation a newly created bucket starts from:

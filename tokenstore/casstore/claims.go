@@ -178,7 +178,7 @@ func (s *Store) claimKey(ctx context.Context, b *index.Bucket, req claimRequest,
 		if state == ownerPending || state == ownerMissing {
 			c := claimID{e.Kind, e.Value, e.ID, e.Gen}
 			if s.claims.waited(c, s.now()) < s.claims.patience(s.opts.ClaimWait, s.opts.CleanupTimeout) {
-				return false, fmt.Errorf("%w: token %q is claiming the same %s", errRetry, e.ID, keyName(k.Kind))
+				return false, fmt.Errorf("%w: %w: token %q is claiming the same %s", errRetry, errClaimPending, e.ID, keyName(k.Kind))
 			}
 			if err := s.fence(ctx, e, state, st, docs); err != nil {
 				return false, err

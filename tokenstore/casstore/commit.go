@@ -225,7 +225,7 @@ func (s *Store) modifyLocked(ctx context.Context, n int, batch []*bucketChange) 
 			}
 			return
 		}
-		if !errors.Is(err, ErrVersionMismatch) && !errors.Is(err, ErrExists) && !errors.Is(err, tokenstore.ErrNotFound) {
+		if !errors.Is(err, ErrVersionMismatch) && !errors.Is(err, ErrExists) && !errors.Is(err, tokenstore.ErrNotFound) && !errors.Is(err, ErrThrottled) {
 			stop(err)
 			return
 		}

@@ -2,6 +2,7 @@ package casstore_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"strconv"
@@ -39,22 +40,25 @@ func (s slowCreates) Create(ctx context.Context, name string, value []byte) (str
 // has seen its own saves take that long waits for the other's claim
 // instead of fencing it (which would only make the other save start
 // again, and on an overloaded backend each restart slows everyone
-// further); a Store that has not, fences, as before.
+// further); a Store that has not, fences, as before. The wait does not
+// spend the save's attempts: with 3 (a few milliseconds of retries) the
+// waiting save still outlasts the other's.
 func TestClaimWaitFollowsSlowSaves(t *testing.T) {
 	const delay, claimWait = 400 * time.Millisecond, 20 * time.Millisecond
-	for _, warm := range []bool{false, true} {
-		name := "cold"
-		if warm {
-			name = "after slow saves"
-		}
-		t.Run(name, func(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		warm     bool
+		attempts int
+	}{{"cold", false, 0}, {"after slow saves", true, 0}, {"after slow saves, 3 attempts", true, 3}} {
+		warm := c.warm
+		t.Run(c.name, func(t *testing.T) {
 			ctx := t.Context()
 			b := slowCreates{MemoryBackend: casstore.NewMemoryBackend(), delay: delay}
 			recs := []*observetest.Recorder{{}, {}}
 			quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 			var stores []*casstore.Store
 			for i, rec := range recs {
-				s := casstore.New(b, casstore.Options{ClaimWait: claimWait, Observer: rec, Logger: quiet})
+				s := casstore.New(b, casstore.Options{ClaimWait: claimWait, MaxAttempts: c.attempts, Observer: rec, Logger: quiet})
 				stores = append(stores, s)
 				if !warm {
 					continue
@@ -166,5 +170,47 @@ func TestReleaseOutlastsABusyBucket(t *testing.T) {
 	}
 	if !rep.OK() || rep.Tokens != 0 {
 		t.Errorf("Check after the delete: %v; want no tokens and no entries", rep)
+	}
+}
+
+// throttledOnce refuses the first update of each index bucket with
+// casstore.ErrThrottled, applying nothing, as GCP's per-secret write rate
+// does after the adapter's own retries.
+type throttledOnce struct {
+	*casstore.MemoryBackend
+	mu      sync.Mutex
+	refused map[string]bool
+}
+
+func (b *throttledOnce) Update(ctx context.Context, name string, value []byte, version string) (string, error) {
+	b.mu.Lock()
+	first := strings.HasPrefix(name, "index-") && !b.refused[name]
+	if first {
+		b.refused[name] = true
+	}
+	b.mu.Unlock()
+	if first {
+		return "", fmt.Errorf("emulated RESOURCE_EXHAUSTED: %w", casstore.ErrThrottled)
+	}
+	return b.MemoryBackend.Update(ctx, name, value, version)
+}
+
+// An index write the backend refuses for its rate is tried again from a
+// fresh read: the saves that wait on it succeed.
+func TestThrottledIndexWriteIsRetried(t *testing.T) {
+	ctx := t.Context()
+	b := &throttledOnce{MemoryBackend: casstore.NewMemoryBackend(), refused: map[string]bool{}}
+	s := casstore.New(b, casstore.Options{})
+	for i := range 3 {
+		if err := s.SaveToken(ctx, zohoToken(i)); err != nil {
+			t.Fatalf("save %d: %v", i, err)
+		}
+	}
+	if !b.refused["index-0"] {
+		t.Fatal("no index write was refused: the test did not exercise the retry")
+	}
+	rep, err := s.Check(ctx)
+	if err != nil || !rep.OK() || rep.Tokens != 3 {
+		t.Fatalf("Check: %v (%v)", rep, err)
 	}
 }

@@ -77,7 +77,16 @@
 // whole index, would bring the busiest buckets past half of the backend's
 // write quota ([QuotaReporter]: AWS Secrets Manager keeps at most 100
 // versions per secret in 24 hours, GCP Secret Manager takes about one
-// write a second per secret). No option is needed, and processes never
+// write a second per secret). Under a daily version quota it also grows
+// ahead of a burst: a split deals a bucket's share of the load between
+// the halves, but the parent's document keeps the versions it already
+// has, and the oldest buckets are split first in every round; so each
+// bucket records its own versions of the last 24 hours (a compare-and-swap
+// a Store lost counts too: AWS keeps its version), and the index grows a
+// round whenever a bucket has taken a tenth of what its document has left
+// in fresh writes within the hour (10,000 sign-ups in one minute on a new
+// store leave no secret above 80 versions; see burstWanted in layout.go).
+// No option is needed, and processes never
 // have to agree on a shard count: every bucket records its own depth and
 // the bucket count its writer knew, and a reader with a stale idea of the
 // layout learns it from the first bucket it reads. A split costs two

@@ -85,7 +85,7 @@ func (s *Store) splitOnce(ctx context.Context, p, c, m int) error {
 	obj, err := s.b.Read(ctx, IndexName(c))
 	switch {
 	case errors.Is(err, tokenstore.ErrNotFound):
-		_, err = s.writeBucket(ctx, c, child, "")
+		_, err = s.writeBucketAs(ctx, c, child, "", true)
 	case err != nil:
 	default:
 		var old *index.Bucket
@@ -96,8 +96,8 @@ func (s *Store) splitOnce(ctx context.Context, p, c, m int) error {
 		case old.From > parent.Gen:
 			err = fmt.Errorf("%w: the parent read is older than the child's copy", errRetry)
 		case old.From < parent.Gen:
-			child.Gen = old.Gen
-			_, err = s.writeBucket(ctx, c, child, obj.Version)
+			child.Gen, child.Versions = old.Gen, old.Versions
+			_, err = s.writeBucketAs(ctx, c, child, obj.Version, true)
 		}
 	}
 	if err != nil {
@@ -105,7 +105,7 @@ func (s *Store) splitOnce(ctx context.Context, p, c, m int) error {
 		return err
 	}
 	next.Buckets = c + 1
-	_, err = s.writeBucket(ctx, p, next, pv)
+	_, err = s.writeBucketAs(ctx, p, next, pv, true)
 	unlock()
 	if err != nil {
 		return err

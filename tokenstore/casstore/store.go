@@ -95,6 +95,7 @@ type Store struct {
 	bucketMu [64]sync.Mutex // serialises this process's writes to one bucket (striped)
 	queueMu  sync.Mutex
 	queues   map[int][]*bucketChange // changes waiting for the next write of a bucket (commit.go)
+	lost     map[int]int             // versions of a bucket that lost compare-and-swaps made (buckets.go)
 
 	layoutMu sync.Mutex
 	layout   layout
@@ -157,6 +158,7 @@ func New(b Backend, opts Options) *Store {
 		layout:   layout{m: 1},
 		buckets:  map[int]*cachedBucket{},
 		queues:   map[int][]*bucketChange{},
+		lost:     map[int]int{},
 		recent:   newRecentDocs(opts.RememberTokens),
 		claims:   newClaimWatch(),
 	}
@@ -176,6 +178,10 @@ func (s *Store) now() time.Time { return s.opts.Clock() }
 
 // errRetry restarts an operation with fresh reads.
 var errRetry = errors.New("casstore: retry")
+
+// errClaimPending (with errRetry): a key the operation needs is claimed
+// by another save that has not finished, and has not waited its patience.
+var errClaimPending = errors.New("casstore: another save's claim is pending")
 
 // retryable reports whether an attempt of an operation failed in a way
 // that a fresh attempt may fix.
@@ -202,10 +208,17 @@ func backoff(ctx context.Context, attempt int) error {
 
 // retry runs attempt until it succeeds, fails for good, or MaxAttempts
 // attempts failed in a retryable way (tokenstore.ErrConflict).
+//
+// An attempt that waits for another save's unfinished claim
+// (errClaimPending) does not count: that wait is bounded by the claim's
+// patience, after which the next attempt fences the claim (claimKey), and
+// on a slow backend it can outlast MaxAttempts quick retries. At most
+// maxClaimPolls such attempts are made.
 func (s *Store) retry(ctx context.Context, op string, attempt func() error) error {
 	var last error
-	for i := range s.opts.MaxAttempts {
-		if err := backoff(ctx, i); err != nil {
+	polls := 0
+	for i, pause := 0, 0; i < s.opts.MaxAttempts; pause++ {
+		if err := backoff(ctx, pause); err != nil {
 			return err
 		}
 		err := attempt()
@@ -213,10 +226,20 @@ func (s *Store) retry(ctx context.Context, op string, attempt func() error) erro
 			return err
 		}
 		last = err
-		s.emit(ctx, observe.Event{Kind: observe.Retry, Attempt: i + 1, Err: err})
+		s.emit(ctx, observe.Event{Kind: observe.Retry, Attempt: pause + 1, Err: err})
+		if errors.Is(err, errClaimPending) && polls < maxClaimPolls {
+			polls++
+			continue
+		}
+		i++
 	}
 	return conflict(op, s.opts.MaxAttempts, last)
 }
+
+// maxClaimPolls bounds the attempts of one operation that find another
+// save's claim pending: 400 pauses of at least 0.16 s outlast the longest
+// patience (Options.CleanupTimeout, 30 s by default).
+const maxClaimPolls = 400
 
 func conflict(op string, attempts int, last error) error {
 	return fmt.Errorf("%w: %s gave up after %d attempts (last: %v)", tokenstore.ErrConflict, op, attempts, last)

@@ -31,8 +31,17 @@ type Bucket struct {
 	// deeper (see package casstore).
 	From uint64
 	// Writes holds the times of recent writes, oldest first, in epoch
-	// seconds.
+	// seconds: a measure of the load on the bucket's share of the index
+	// (a split deals it between the two halves).
 	Writes []int64
+	// Versions holds the times of this document's own writes in the last
+	// 24 hours, oldest first, in epoch seconds, for backends that count
+	// versions per document and day (AWS Secrets Manager). Unlike Writes,
+	// a split does not deal them: the parent document keeps its versions.
+	Versions []int64
+	// Fresh is how many of the newest Versions were written since the
+	// bucket was last split or created.
+	Fresh int
 	// Entries are the bucket's entries.
 	Entries []Entry
 	// EncodedSize is the size of the document this bucket was last
@@ -83,6 +92,9 @@ type bucketJSON struct {
 	From    uint64   `json:"from,omitempty"`
 	W0      int64    `json:"w0,omitempty"`
 	W       []int64  `json:"w,omitempty"`
+	V0      int64    `json:"v0,omitempty"`
+	V       []int64  `json:"v,omitempty"`
+	Fresh   int      `json:"fresh,omitempty"`
 	Shard   *int     `json:"shard,omitempty"`  // format 1
 	Shards  int      `json:"shards,omitempty"` // format 1
 	Records []record `json:"tokens"`
@@ -96,13 +108,9 @@ func (b *Bucket) MarshalJSON() ([]byte, error) {
 		out.Shard, out.Shards = &n, b.Buckets
 	} else {
 		out.Bucket, out.Depth, out.Buckets = &n, b.Depth, b.Buckets
-		if len(b.Writes) > 0 {
-			out.W0 = b.Writes[0]
-			out.W = make([]int64, len(b.Writes))
-			for i, w := range b.Writes {
-				out.W[i] = w - out.W0
-			}
-		}
+		out.W0, out.W = offsets(b.Writes)
+		out.V0, out.V = offsets(b.Versions)
+		out.Fresh = b.Fresh
 	}
 	type group struct {
 		id  string
@@ -128,6 +136,31 @@ func (b *Bucket) MarshalJSON() ([]byte, error) {
 		}
 	}
 	return json.Marshal(out)
+}
+
+// offsets returns times as the first and each one's offset from it, the
+// compact form of a bucket document.
+func offsets(times []int64) (int64, []int64) {
+	if len(times) == 0 {
+		return 0, nil
+	}
+	out := make([]int64, len(times))
+	for i, t := range times {
+		out[i] = t - times[0]
+	}
+	return times[0], out
+}
+
+// times is the inverse of offsets.
+func times(first int64, offsets []int64) []int64 {
+	if len(offsets) == 0 {
+		return nil
+	}
+	out := make([]int64, len(offsets))
+	for i, o := range offsets {
+		out[i] = first + o
+	}
+	return out
 }
 
 // set stores e in r if r has no key of that kind yet and, for a scoped
@@ -187,12 +220,9 @@ func (b *Bucket) UnmarshalJSON(data []byte) error {
 	case in.Bucket != nil:
 		b.Number = *in.Bucket
 	}
-	if len(in.W) > 0 {
-		b.Writes = make([]int64, len(in.W))
-		for i, w := range in.W {
-			b.Writes[i] = in.W0 + w
-		}
-	}
+	b.Writes = times(in.W0, in.W)
+	b.Versions = times(in.V0, in.V)
+	b.Fresh = min(max(in.Fresh, 0), len(b.Versions))
 	for _, r := range in.Records {
 		add := func(kind, value, client string) {
 			b.Entries = append(b.Entries, Entry{Key: Key{Kind: kind, Value: value, ClientID: client}, ID: r.ID, Gen: r.Gen})
@@ -265,6 +295,7 @@ func (b *Bucket) Clone() *Bucket {
 	c := *b
 	c.Entries = slices.Clone(b.Entries)
 	c.Writes = slices.Clone(b.Writes)
+	c.Versions = slices.Clone(b.Versions)
 	return &c
 }
 
@@ -282,6 +313,43 @@ func (b *Bucket) RecordWrite(now time.Time, window time.Duration, limit int) {
 		i += over
 	}
 	b.Writes = slices.Clone(b.Writes[i:])
+}
+
+// RecordVersion notes a write of this document at now in Versions, drops
+// the times older than 24 hours and keeps at most limit of them. A split
+// passes split: its own write starts the count of Fresh versions anew.
+func (b *Bucket) RecordVersion(now time.Time, limit int, split bool) {
+	t := now.Unix()
+	b.Versions = append(b.Versions, t)
+	cut := t - int64(24*time.Hour/time.Second)
+	i := 0
+	for i < len(b.Versions) && b.Versions[i] <= cut {
+		i++
+	}
+	if over := len(b.Versions) - i - limit; limit > 0 && over > 0 {
+		i += over
+	}
+	b.Versions = slices.Clone(b.Versions[i:])
+	if split {
+		b.Fresh = 0
+	} else {
+		b.Fresh = min(b.Fresh+1, len(b.Versions))
+	}
+}
+
+// VersionsSince returns how many of the document's versions were written
+// at or after t, and how many of those since the bucket was last split.
+func (b *Bucket) VersionsSince(t time.Time) (all, fresh int) {
+	s := t.Unix()
+	for i, v := range b.Versions {
+		if v >= s {
+			all++
+			if i >= len(b.Versions)-b.Fresh {
+				fresh++
+			}
+		}
+	}
+	return all, fresh
 }
 
 // WritesSince returns how many of the recorded writes happened at or

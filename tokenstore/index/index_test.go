@@ -83,6 +83,8 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 	b.Gen = 12
 	b.RecordWrite(time.Unix(1767225600, 0), time.Hour, 10)
 	b.RecordWrite(time.Unix(1767225610, 0), time.Hour, 10)
+	b.RecordVersion(time.Unix(1767225605, 0), 100, true)
+	b.RecordVersion(time.Unix(1767225620, 0), 100, false)
 	enc, err := b.Encode()
 	if err != nil {
 		t.Fatal(err)
@@ -101,6 +103,9 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 	}
 	if fmt.Sprint(got.Writes) != "[1767225600 1767225610]" {
 		t.Fatalf("write history %v", got.Writes)
+	}
+	if fmt.Sprint(got.Versions) != "[1767225605 1767225620]" || got.Fresh != 1 {
+		t.Fatalf("versions %v, %d fresh", got.Versions, got.Fresh)
 	}
 	if _, err := index.Decode(enc, 1); !errors.Is(err, index.ErrLayout) {
 		t.Fatalf("wrong bucket number: %v", err)
@@ -283,6 +288,32 @@ func TestWriteHistory(t *testing.T) {
 
 // TestCapacity measures how many typical tokens fit in one bucket: the
 // number the package documentation states.
+// TestVersionHistory: a document's versions are counted over 24 hours,
+// and a split's write starts the count of fresh ones anew.
+func TestVersionHistory(t *testing.T) {
+	b := index.NewBucket(0, 1)
+	start := time.Unix(1767225600, 0)
+	for i := range 30 {
+		b.RecordVersion(start.Add(time.Duration(i)*time.Hour), 100, false)
+	}
+	now := start.Add(29 * time.Hour)
+	if all, fresh := b.VersionsSince(now.Add(-24 * time.Hour)); all != 24 || fresh != 24 {
+		t.Fatalf("versions in the last 24 h: %d (%d fresh), want 24", all, fresh)
+	}
+	b.RecordVersion(now, 100, true) // a split
+	b.RecordVersion(now, 100, false)
+	b.RecordVersion(now, 100, false)
+	if all, fresh := b.VersionsSince(now.Add(-time.Hour)); all != 5 || fresh != 2 {
+		t.Fatalf("versions in the last hour: %d (%d fresh since the split), want 5 (2)", all, fresh)
+	}
+	for range 200 {
+		b.RecordVersion(now, 100, false)
+	}
+	if len(b.Versions) != 100 || b.Fresh != 100 {
+		t.Fatalf("history keeps %d versions (%d fresh), the limit is 100", len(b.Versions), b.Fresh)
+	}
+}
+
 func TestCapacity(t *testing.T) {
 	b := index.NewBucket(0, 1)
 	n := 0
