@@ -46,6 +46,7 @@ type backend struct {
 	retries       int
 	staleReadWait time.Duration
 	mem           *memory
+	pace          *pacer
 }
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
@@ -91,6 +92,8 @@ func wrapStatus(ctx context.Context, prefix string, err error) error {
 		kinds = append(kinds, context.Canceled)
 	case codes.DeadlineExceeded:
 		kinds = append(kinds, context.DeadlineExceeded)
+	case codes.ResourceExhausted:
+		kinds = append(kinds, casstore.ErrThrottled)
 	}
 	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) && !slices.Contains(kinds, any(cerr)) {
 		kinds = append(kinds, cerr)

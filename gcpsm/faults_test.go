@@ -139,8 +139,9 @@ func TestTransientErrorsAreRetried(t *testing.T) {
 }
 
 // TestExhaustedRetriesDestroyTheVersion: when RESOURCE_EXHAUSTED outlasts
-// the retries on the alias move, the save fails with that status and the
-// version it added is destroyed: nothing newer than current is billed.
+// the retries on the alias move, the save fails with that status (and
+// casstore.ErrThrottled) and the version it added is destroyed: nothing
+// newer than current is billed.
 func TestExhaustedRetriesDestroyTheVersion(t *testing.T) {
 	in := newInjector()
 	e := newEnv(t, in.option())
@@ -153,8 +154,8 @@ func TestExhaustedRetriesDestroyTheVersion(t *testing.T) {
 	id := s.SecretID(tk.ID)
 	in.fail("UpdateSecret", codes.ResourceExhausted, 2)
 	err := s.SaveToken(ctx, &tokenstore.Token{ID: tk.ID, AccessToken: "access-VALUE-2"})
-	if status.Code(err) != codes.ResourceExhausted {
-		t.Fatalf("save = %v, want RESOURCE_EXHAUSTED", err)
+	if status.Code(err) != codes.ResourceExhausted || !errors.Is(err, casstore.ErrThrottled) {
+		t.Fatalf("save = %v, want RESOURCE_EXHAUSTED wrapping casstore.ErrThrottled", err)
 	}
 	assertNoSecrets(t, "error", err.Error())
 	e.wantVersions(t, id, 1)
@@ -201,6 +202,29 @@ func TestSecretWriteRateIsRetried(t *testing.T) {
 	got, err := s.FindTokenByID(ctx, tk.ID)
 	if err != nil || got.AccessToken != "access-VALUE-5" {
 		t.Fatalf("token: %v, %v", got, err)
+	}
+}
+
+// TestWritesOfOneSecretArePaced: once the service has refused a write
+// with RESOURCE_EXHAUSTED, a Store keeps its own writes of one secret
+// within the documented rate (2 AddSecretVersion + UpdateSecret a
+// second), so back-to-back refreshes of one token wait for the window
+// instead of drawing RESOURCE_EXHAUSTED: only the first is throttled.
+func TestWritesOfOneSecretArePaced(t *testing.T) {
+	srv := gcpsmtest.Start(t, gcpsmtest.WithSecretWriteRate(gcpsmtest.DocumentedSecretWriteRate()))
+	ctx := t.Context()
+	s := newStore(t, newClient(t, srv), newPrefix())
+	tk := tok("paced")
+	if err := s.SaveToken(ctx, tk); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if err := s.SaveToken(ctx, &tokenstore.Token{ID: tk.ID, AccessToken: fmt.Sprintf("access-VALUE-%d", i)}); err != nil {
+			t.Fatalf("refresh %d: %v", i, err)
+		}
+	}
+	if n := srv.Throttled(); n != 1 {
+		t.Errorf("%d requests throttled; want 1, the first, then the Store paces its writes of one secret", n)
 	}
 }
 

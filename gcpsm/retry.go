@@ -115,16 +115,23 @@ func (b *backend) retryOn(rec *attempts, exhausted bool) gax.CallOption {
 type throttle struct {
 	bo   gax.Backoff // its Initial is the current cap
 	left int
+	pace *pacer // told of every RESOURCE_EXHAUSTED (nil: none)
 }
 
 func (b *backend) newThrottle() *throttle {
-	return &throttle{bo: transientBackoff(), left: b.retries}
+	return &throttle{bo: transientBackoff(), left: b.retries, pace: b.pace}
 }
 
 // wait reports whether err is RESOURCE_EXHAUSTED with a retry left, and
 // then sleeps before it; false when ctx ends.
 func (t *throttle) wait(ctx context.Context, err error) bool {
-	if status.Code(err) != codes.ResourceExhausted || t.left <= 0 || ctx.Err() != nil {
+	if status.Code(err) != codes.ResourceExhausted {
+		return false
+	}
+	if t.pace != nil {
+		t.pace.start()
+	}
+	if t.left <= 0 || ctx.Err() != nil {
 		return false
 	}
 	t.left--

@@ -136,6 +136,7 @@ func New(ctx context.Context, client *secretmanager.Client, projectID, prefix st
 		retries:       cfg.retries,
 		staleReadWait: cfg.staleReadWait,
 		mem:           newMemory(rememberSecrets),
+		pace:          newPacer(),
 	}
 	var eb casstore.Backend = b
 	if cfg.wrap != nil {

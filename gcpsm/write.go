@@ -89,6 +89,9 @@ func (b *backend) addVersion(ctx context.Context, name string, expected int64, v
 	crc := checksum(value)
 	th := b.newThrottle()
 	for {
+		if err := b.pace.wait(ctx, b.secretName(name)); err != nil {
+			return 0, b.wrap(ctx, "add version to", name, err)
+		}
 		ver, err := b.client.AddSecretVersion(ctx, &secretmanagerpb.AddSecretVersionRequest{
 			Parent:  b.secretName(name),
 			Payload: &secretmanagerpb.SecretPayload{Data: value, DataCrc32C: &crc},
@@ -204,6 +207,9 @@ func (b *backend) aliasNotMoved(name string, got snapshot, expected, v int64) er
 }
 
 func (b *backend) updateAliases(ctx context.Context, secretName, etag string, aliases map[string]int64, retry gax.CallOption) (*secretmanagerpb.Secret, error) {
+	if err := b.pace.wait(ctx, secretName); err != nil {
+		return nil, err
+	}
 	return b.client.UpdateSecret(ctx, &secretmanagerpb.UpdateSecretRequest{
 		Secret: &secretmanagerpb.Secret{
 			Name:           secretName,
