@@ -87,7 +87,11 @@ func TestTokenSourceRefreshCost(t *testing.T) {
 			{"lease: after idling through its window", 4 * time.Second, 2},
 			{"cold: new Store and Source, lease lapsed", 4 * time.Second, 2},
 		} {
-			for round := range 2 {
+			// Round 0 warms up; the first later round without an index
+			// split is measured (with rotation every refresh writes the
+			// index twice, and a split, a one-time cost of a bucket
+			// created, may fall in any round).
+			for round := range 5 {
 				st, err := quiet.FindTokenByID(ctx, long.ID())
 				if err != nil {
 					t.Fatal(err)
@@ -111,6 +115,11 @@ func TestTokenSourceRefreshCost(t *testing.T) {
 					t.Fatalf("%s, round %d: %d provider refreshes, %d reuses; want 1 and 0", path.name, round, prov.Refreshes()-before, prov.RefreshTokenReuses())
 				}
 				if round == 0 {
+					continue
+				}
+				if split := slices.ContainsFunc(rec.all(), func(c call) bool {
+					return c.Op == "CreateSecret" && !slices.Contains(c.Secrets, secret)
+				}); split && round < 4 {
 					continue
 				}
 				got := rec.byOp()
@@ -143,6 +152,7 @@ func TestTokenSourceRefreshCost(t *testing.T) {
 					t.Errorf("%s, %s: %s, %d versions of the token's secret and %d of others; want %d CAS writes, %d and %d versions",
 						provider, path.name, summary(got), versions, other, writes, path.versions, indexVersions)
 				}
+				break
 			}
 		}
 	}

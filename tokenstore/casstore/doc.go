@@ -85,7 +85,7 @@
 // a Store lost counts too: AWS keeps its version), and the index grows a
 // round whenever a bucket has taken a tenth of what its document has left
 // in fresh writes within the hour (10,000 sign-ups in one minute on a new
-// store leave no secret above 80 versions; see burstWanted in layout.go).
+// store leave no secret above 92 versions; see burstWanted in layout.go).
 // No option is needed, and processes never
 // have to agree on a shard count: every bucket records its own depth and
 // the bucket count its writer knew, and a reader with a stale idea of the

@@ -141,26 +141,27 @@ func (s *Store) splitWanted(b *index.Bucket) bool {
 // store before this rule). So the index grows a round whenever a bucket
 // has taken, in fresh writes (since its last split) within the last hour,
 // a tenth (burstShare) of its document's headroom (90% of the quota less
-// its versions of the last 24 hours), or 2^(depth+1) writes while the
-// index is young: the oldest documents then spend a shrinking part of
-// what is left in each round while the rounds, doubling, take ever more
-// writes, and the first rounds, which every later one builds on, cost
-// them little. Measured on a new store, one sign-up after the other
-// within a minute (casstoretest.QuotaBackend): 10 sign-ups make 4
-// buckets, 100 make 32, 1,000 make 311, 10,000 make 3,470 with at most 80
-// versions of one secret, and the 45,857th is refused. Several processes
-// writing at once take less, because the splits (one at a time, in bucket
-// order) fall behind their writers and each lost compare-and-swap is a
-// version too: 4 processes × 16 goroutines, 250 sign-ups, 62–77 versions
-// of the busiest secret (TestScaleBurstOfProcessesWithinAWSQuota). A
-// steady load spreads its writes over the day and seldom fills an hour
-// this way (the rate measures below govern it).
+// its versions of the last 24 hours): the oldest documents then spend a
+// shrinking part of what is left in each round while the rounds,
+// doubling, take ever more writes. Measured on a new store, one sign-up
+// after the other within a minute (casstoretest.QuotaBackend): 10
+// sign-ups make 2 buckets, 100 make 29, 1,000 make 305, 10,000 make 3,468
+// with at most 92 versions of one secret, and the 19,275th is refused. A
+// smaller share costs fewer buckets per burst but takes less (a sixth:
+// 16 buckets for 100, the 6,714th refused). Several processes writing at
+// once take less, because the splits (one at a time, in bucket order)
+// fall behind their writers and each lost compare-and-swap is a version
+// too: 4 processes × 16 goroutines, 250 sign-ups, 60–74 versions of the
+// busiest secret in 10 runs (TestScaleBurstOfProcessesWithinAWSQuota),
+// while 1,000 had a write refused. A steady load spreads its writes over
+// the day and seldom fills an hour this way (the rate measures below
+// govern it).
 func (s *Store) burstWanted(b *index.Bucket, q int) bool {
 	now := s.now()
 	all, _ := b.VersionsSince(now.Add(-24 * time.Hour))
 	_, fresh := b.VersionsSince(now.Add(-time.Hour))
 	headroom := float64(q)*0.9 - float64(all)
-	return float64(fresh) >= max(burstFresh, min(headroom/burstShare, float64(int(2)<<b.Depth)))
+	return float64(fresh) >= max(burstFresh, headroom/burstShare)
 }
 
 const (

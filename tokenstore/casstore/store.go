@@ -28,7 +28,9 @@ type Options struct {
 	// from them, verifying every answer against the token it reads.
 	CacheIndex bool
 	// MaxAttempts bounds the compare-and-swap retries of one operation
-	// (default 20) before tokenstore.ErrConflict.
+	// (default 20) before tokenstore.ErrConflict. Waiting for another
+	// save's unfinished claim does not count: that wait ends when the
+	// claim is fenced, after ClaimWait or longer on a slow backend.
 	MaxAttempts int
 	// Logger receives warnings about stale or corrupt documents and failed
 	// clean-ups: token IDs and document names, never token values or user
