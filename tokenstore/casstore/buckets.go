@@ -64,6 +64,19 @@ func (s *Store) forgetBucket(n int) {
 	delete(s.buckets, n)
 }
 
+// relearnLayout forgets the layout and the buckets this Store knows, so
+// that the next lookup learns them again from bucket 0.
+func (s *Store) relearnLayout() {
+	s.layoutMu.Lock()
+	if s.layout.fixed == 0 {
+		s.layout.m = 1
+	}
+	s.layoutMu.Unlock()
+	s.bucketsMu.Lock()
+	clear(s.buckets)
+	s.bucketsMu.Unlock()
+}
+
 // errIndexAbsent: the index has no bucket 0 yet, and the write that would
 // create it must first find out whether the index was lost.
 var errIndexAbsent = errors.New("casstore: the index does not exist")
@@ -166,7 +179,8 @@ func (s *Store) admitBucket(n int, value []byte, version string, snaps bucketSna
 // (or, with CacheIndex and cached true, from memory), following the
 // layout as the buckets reveal it.
 func (s *Store) bucketFor(ctx context.Context, k index.Key, snaps bucketSnaps, cached bool) (*index.Bucket, string, int, error) {
-	for range index.MaxDepth + 2 {
+	relearned := false
+	for range index.MaxDepth + 3 {
 		n := s.currentLayout().route(k)
 		var b *index.Bucket
 		var version string
@@ -174,7 +188,17 @@ func (s *Store) bucketFor(ctx context.Context, k index.Key, snaps bucketSnaps, c
 			b, version = c.b, c.version
 		} else {
 			var err error
-			if b, version, err = s.readBucket(ctx, n, snaps); err != nil {
+			b, version, err = s.readBucket(ctx, n, snaps)
+			if errors.Is(err, errNoBucket) && !relearned {
+				// The layout this Store knows names a bucket that is not
+				// there: the index was rebuilt smaller (Repair of a lost
+				// bucket 0, in another process). Learn it again from
+				// bucket 0, once.
+				s.relearnLayout()
+				relearned = true
+				continue
+			}
+			if err != nil {
 				return nil, "", n, err
 			}
 		}

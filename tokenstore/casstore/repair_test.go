@@ -220,3 +220,38 @@ func TestDeleteTokensRemovesUnlistedDocuments(t *testing.T) {
 		}
 	}
 }
+
+// A Repair in another process that rebuilds a lost bucket 0 lays the
+// index out anew, smaller than the layout a live Store knows: that Store
+// learns the new layout from bucket 0 when a bucket it expects is gone,
+// and finds every token.
+func TestStoreFollowsAnIndexRebuiltSmaller(t *testing.T) {
+	ctx := t.Context()
+	b := casstore.NewMemoryBackend()
+	live := casstore.New(b, casstore.Options{IndexShards: 8, StaleReadWait: time.Millisecond})
+	var toks []*tokenstore.Token
+	for i := range 20 {
+		tok := zohoToken(i)
+		if err := live.SaveToken(ctx, tok); err != nil {
+			t.Fatal(err)
+		}
+		toks = append(toks, tok)
+	}
+	if err := b.Delete(ctx, casstore.IndexName(0)); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := casstore.New(b, casstore.Options{}).Repair(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := casstore.New(b, casstore.Options{}).Check(ctx)
+	if err != nil || !after.OK() || after.Buckets >= 8 {
+		t.Fatalf("after Repair (%v): %v, %v; want a clean index smaller than 8 buckets for the test to mean anything", rep, after, err)
+	}
+	for _, tok := range toks {
+		got, err := live.FindToken(ctx, &tokenstore.Token{UserName: tok.UserName, ClientID: tok.ClientID})
+		if err != nil || got.ID != tok.ID {
+			t.Fatalf("FindToken(%s) by the Store that knew 8 buckets: %v, %v", tok.UserName, got, err)
+		}
+	}
+}
