@@ -303,16 +303,20 @@ func (b *Bucket) Clone() *Bucket {
 // times older than window and keeps at most limit of them.
 func (b *Bucket) RecordWrite(now time.Time, window time.Duration, limit int) {
 	t := now.Unix()
-	b.Writes = append(b.Writes, t)
-	cut := t - int64(window/time.Second)
+	b.Writes = keepRecent(append(b.Writes, t), t-int64(window/time.Second), limit)
+}
+
+// keepRecent returns the times (oldest first) from the first at or after
+// from on, at most limit of them (the newest), in a new slice.
+func keepRecent(times []int64, from int64, limit int) []int64 {
 	i := 0
-	for i < len(b.Writes) && b.Writes[i] < cut {
+	for i < len(times) && times[i] < from {
 		i++
 	}
-	if over := len(b.Writes) - i - limit; limit > 0 && over > 0 {
+	if over := len(times) - i - limit; limit > 0 && over > 0 {
 		i += over
 	}
-	b.Writes = slices.Clone(b.Writes[i:])
+	return slices.Clone(times[i:])
 }
 
 // RecordVersion notes a write of this document at now in Versions, drops
@@ -320,16 +324,9 @@ func (b *Bucket) RecordWrite(now time.Time, window time.Duration, limit int) {
 // passes split: its own write starts the count of Fresh versions anew.
 func (b *Bucket) RecordVersion(now time.Time, limit int, split bool) {
 	t := now.Unix()
-	b.Versions = append(b.Versions, t)
-	cut := t - int64(24*time.Hour/time.Second)
-	i := 0
-	for i < len(b.Versions) && b.Versions[i] <= cut {
-		i++
-	}
-	if over := len(b.Versions) - i - limit; limit > 0 && over > 0 {
-		i += over
-	}
-	b.Versions = slices.Clone(b.Versions[i:])
+	// AWS counts the versions created in the last 24 hours: one exactly a
+	// day old no longer counts.
+	b.Versions = keepRecent(append(b.Versions, t), t-int64(24*time.Hour/time.Second)+1, limit)
 	if split {
 		b.Fresh = 0
 	} else {
