@@ -3,6 +3,7 @@ package gcpsm_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -79,7 +80,12 @@ func TestTokenSourceRefreshCost(t *testing.T) {
 			{"lease: after idling through its window", 4 * time.Second, 6},
 			{"cold: new Store and Source, lease lapsed", 4 * time.Second, 6},
 		} {
-			for round := range 3 { // a token's first refreshes have no version to destroy yet
+			// A secret's first writes have no version to destroy yet: the
+			// token's first refreshes (rounds 0 and 1 are not measured),
+			// and with rotation an index bucket a split created in this
+			// path's rounds, whose write then destroys one version less.
+			grew := false
+			for round := range 3 {
 				st, err := quiet.FindTokenByID(ctx, long.ID())
 				if err != nil {
 					t.Fatal(err)
@@ -103,6 +109,7 @@ func TestTokenSourceRefreshCost(t *testing.T) {
 				if prov.Refreshes() != before+1 || prov.RefreshTokenReuses() != 0 {
 					t.Fatalf("%s, round %d: %d provider refreshes, %d reuses; want 1 and 0", path.name, round, prov.Refreshes()-before, prov.RefreshTokenReuses())
 				}
+				grew = grew || slices.ContainsFunc(calls, func(c call) bool { return c.Method == "CreateSecret" })
 				if round < 2 {
 					continue
 				}
@@ -113,7 +120,7 @@ func TestTokenSourceRefreshCost(t *testing.T) {
 					wantWrites += 6 // the index: claim the new refresh token, release the old one
 				}
 				lines = append(lines, fmt.Sprintf("| %s | %s | %d | %d access, %d read, %d write | %s |", provider, path.name, len(calls), a, r, w, summary(calls)))
-				if w != wantWrites {
+				if w != wantWrites && !(rotate && grew && w == wantWrites-1) {
 					t.Errorf("%s, %s: %d write requests per refresh, want %d", provider, path.name, w, wantWrites)
 				}
 			}
