@@ -149,12 +149,11 @@ func (s *Store) splitWanted(b *index.Bucket) bool {
 // with at most 92 versions of one secret, and the 19,275th is refused. A
 // smaller share costs fewer buckets per burst but takes less (a sixth:
 // 16 buckets for 100, the 6,714th refused). Several processes writing at
-// once take less, because each compare-and-swap one of them loses is a
-// version too: 4 processes × 16 goroutines, 2,000 sign-ups, 68–90
-// versions of the busiest secret in 10 runs, 5,000 at most 94
-// (TestScaleBurstOfProcessesWithinAWSQuota); about 10,000 had a write
-// refused. Their splits keep pace only because a split found made by
-// another process does not count as one's own (see split). A steady load spreads its writes over
+// once take less, because the splits (one at a time, in bucket order)
+// fall behind their writers and each lost compare-and-swap is a version
+// too: 4 processes × 16 goroutines, 250 sign-ups, 60–74 versions of the
+// busiest secret in 10 runs (TestScaleBurstOfProcessesWithinAWSQuota),
+// while 1,000 had a write refused. A steady load spreads its writes over
 // the day and seldom fills an hour this way (the rate measures below
 // govern it).
 func (s *Store) burstWanted(b *index.Bucket, q int) bool {
