@@ -23,15 +23,20 @@ func StressConfig(cfg stress.Config) stress.Config {
 
 // ProcessLayer returns a new Layer for the store of a stress or
 // tokensource process. In a child (worker >= 0) it checks, when tb ends,
-// that the layer served stale reads, and fails tb if it served none: the
-// child would have run without staleness. The parent's store (worker -1)
-// only verifies, after the lag, and is not checked.
-func ProcessLayer(tb testing.TB, worker int) *Layer {
+// that stale reads were served, and fails tb if none were: the child
+// would have run without staleness. The layer's own count is added to
+// those of other sources of staleness the process reads through (more,
+// e.g. a Vault standby's count, read when tb ends). The parent's store
+// (worker -1) only verifies, after the lag, and is not checked.
+func ProcessLayer(tb testing.TB, worker int, more ...func() int) *Layer {
 	l := &Layer{}
 	if worker >= 0 {
 		tb.Cleanup(func() {
 			n := l.StaleReads()
 			tb.Logf("staleness: worker %d: %d stale reads served", worker, n)
+			for _, m := range more {
+				n += m()
+			}
 			if n == 0 {
 				tb.Errorf("staleness: worker %d: no stale read was served: it ran without staleness", worker)
 			}
