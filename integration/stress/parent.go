@@ -58,6 +58,9 @@ func runParent(t *testing.T, cfg Config, env map[string]string, newStore Factory
 	}
 	problems := verify(cfg, results, toks, rep)
 	problems = append(problems, verifyLookups(ctx, cfg, vs, toks)...)
+	if cfg.CheckOutputs != nil {
+		problems = append(problems, cfg.CheckOutputs(outputs)...)
+	}
 	sum.Verify = time.Since(start)
 	sum.Buckets = rep.Buckets
 	for _, sz := range rep.ShardSizes {

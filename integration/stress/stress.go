@@ -101,6 +101,11 @@ type Config struct {
 	// KeepData skips the final DeleteTokens of the parent, leaving the
 	// run's tokens in the store for inspection.
 	KeepData bool
+	// CheckOutputs, when set, is given every child's output (worker
+	// order) after the run and returns problems to report with the
+	// verification's (package staleness uses it to require that the
+	// run served stale reads at all).
+	CheckOutputs func(outputs []string) []string
 	// VisibilityLag is how long reads may lag writes on the store under
 	// test (an eventually consistent service, or a stale layer under the
 	// stores). The parent, a process that did not take part, then waits
