@@ -25,9 +25,15 @@ func StressConfig(cfg stress.Config) stress.Config {
 	return cfg
 }
 
-// staleCount matches the lines in which a child reports the stale reads
-// it was served (ProcessLayer, and a Vault standby's count).
-var staleCount = regexp.MustCompile(`staleness: worker \d+: (?:(\d+) stale reads served|the standby answered (\d+) reads stale)`)
+// LogServed logs, in a child (worker >= 0), the n stale reads that one
+// source of staleness (the process's Layer, a Vault standby) served it,
+// in the form requireStaleReads counts.
+func LogServed(tb testing.TB, worker, n int, source string) {
+	tb.Logf("staleness: worker %d: %d stale reads served by %s", worker, n, source)
+}
+
+// staleCount matches a LogServed line.
+var staleCount = regexp.MustCompile(`staleness: worker \d+: (\d+) stale reads served by `)
 
 // requireStaleReads reports a problem when no child of the run was served
 // a stale read: the run would have had no staleness. It is checked over
@@ -39,11 +45,8 @@ func requireStaleReads(outputs []string) []string {
 	total := 0
 	for _, out := range outputs {
 		for _, m := range staleCount.FindAllStringSubmatch(out, -1) {
-			for _, g := range m[1:] {
-				if n, err := strconv.Atoi(g); err == nil {
-					total += n
-				}
-			}
+			n, _ := strconv.Atoi(m[1]) // \d+
+			total += n
 		}
 	}
 	if total == 0 {
@@ -61,7 +64,7 @@ func ProcessLayer(tb testing.TB, worker int) *Layer {
 	l := &Layer{}
 	if worker >= 0 {
 		tb.Cleanup(func() {
-			tb.Logf("staleness: worker %d: %d stale reads served", worker, l.StaleReads())
+			LogServed(tb, worker, l.StaleReads(), "its layer")
 		})
 	}
 	return l

@@ -27,8 +27,7 @@ func TestStressUnderLag(t *testing.T) {
 		t.Skip("-short")
 	}
 	stress.Run(t, staleness.StressConfig(stress.Config{}), func(tb testing.TB, o stress.StoreOptions) stress.Store {
-		c, _ := standbyClient(tb, o.Worker)
-		s, err := ctvault.New(tb.Context(), c, "cloudtokens-stress/"+o.Prefix,
+		s, err := ctvault.New(tb.Context(), standbyClient(tb, o.Worker), "cloudtokens-stress/"+o.Prefix,
 			ctvault.WithBackendWrapper(staleness.ProcessLayer(tb, o.Worker).Wrap))
 		if err != nil {
 			tb.Fatal(err)
@@ -44,8 +43,7 @@ func TestStressUnderLag(t *testing.T) {
 // what is asserted.
 func TestTokenSourceUnderLag(t *testing.T) {
 	res := tokensourcetest.Run(t, staleness.TokenSourceConfig(tokensourcetest.Config{Processes: 8}), func(tb testing.TB, o tokensourcetest.StoreOptions) tokenstore.Store {
-		c, _ := standbyClient(tb, o.Worker)
-		s, err := ctvault.New(tb.Context(), c, o.Prefix, ctvault.WithBackendWrapper((&staleness.Layer{}).Wrap))
+		s, err := ctvault.New(tb.Context(), standbyClient(tb, o.Worker), o.Prefix, ctvault.WithBackendWrapper((&staleness.Layer{}).Wrap))
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -55,14 +53,14 @@ func TestTokenSourceUnderLag(t *testing.T) {
 }
 
 // standbyClient is a client whose KV reads go through a
-// staleness.VaultStandby with probability 1/2, seeded per process, and
-// that standby; a child logs how many reads it answered stale.
-func standbyClient(tb testing.TB, worker int) (*api.Client, *staleness.VaultStandby) {
+// staleness.VaultStandby with probability 1/2, seeded per process; a
+// child logs how many reads it answered stale.
+func standbyClient(tb testing.TB, worker int) *api.Client {
 	c, standby := staleness.VaultStandbyClient(tb, 0.5, uint64(worker+2))
 	if worker >= 0 {
 		tb.Cleanup(func() {
-			tb.Logf("staleness: worker %d: the standby answered %d reads stale", worker, standby.StaleReads())
+			staleness.LogServed(tb, worker, standby.StaleReads(), "the Vault standby")
 		})
 	}
-	return c, standby
+	return c
 }
