@@ -4,12 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
+	"golang.org/x/sync/errgroup"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/cloudtokens/cloudtokens/awssm"
 	"github.com/cloudtokens/cloudtokens/tokenstore"
+	"github.com/cloudtokens/cloudtokens/tokenstore/index"
 )
 
 const (
@@ -380,4 +385,122 @@ func TestTokensBatches(t *testing.T) {
 		t.Errorf("Tokens after %d refreshes: %s", len(refreshed), summary(ops))
 	}
 	t.Logf("Tokens of %d tokens, %d of them updated: %s", n, len(refreshed), summary(ops))
+}
+
+// A process that knows nothing of the index layout (every cold start of
+// a serverless function) finds a token by user name with 3 requests on a
+// store that grew by itself with default options: GetSecretValue of
+// bucket 0, which records the bucket count at each power of two; one
+// BatchGetSecretValue of the key's bucket and of the child that a split
+// of the current round may have moved the key to (absent when that split
+// has not happened); GetSecretValue of the token. moto_server's batch
+// reads ignore stage moves, so awssm reads a bucket that the batch
+// returned stale once more with GetSecretValue (real AWS returns the
+// current version): those re-reads are counted apart.
+func TestNewStoreFindsInThreeRequests(t *testing.T) {
+	ctx := t.Context()
+	rec := &recorder{}
+	s := newStore(t, rec)
+	// Bursts of sign-ups grow the index within AWS's version quota, until
+	// a split of the current round has moved keys to a bucket that bucket
+	// 0 does not record.
+	const workers, most = 16, 640
+	var toks []*tokenstore.Token
+	signUp := func(n int) {
+		start := len(toks)
+		for i := start; i < start+n; i++ {
+			toks = append(toks, &tokenstore.Token{UserName: fmt.Sprintf("user-%d@example.com", i), ClientID: clientA, ClientSecret: secretA,
+				RefreshToken: fmt.Sprintf("ref-%d", i), AccessToken: fmt.Sprintf("acc-%d", i)})
+		}
+		g, gctx := errgroup.WithContext(ctx)
+		for _, tk := range toks[start:] {
+			g.Go(func() error { return s.SaveToken(gctx, tk) })
+		}
+		if err := g.Wait(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := client(t, nil)
+	buckets := func() int {
+		n := 0
+		pages := secretsmanager.NewListSecretsPaginator(c, &secretsmanager.ListSecretsInput{
+			Filters: []types.Filter{{Key: types.FilterNameStringTypeName, Values: []string{s.Prefix() + "/index-"}}},
+		})
+		for pages.HasMorePages() {
+			page, err := pages.NextPage(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n += len(page.SecretList)
+		}
+		return n
+	}
+	recorded := func() int {
+		out, err := c.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{
+			SecretId: aws.String(s.Prefix() + "/index-0"), VersionStage: aws.String("AWSCURRENT")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		zero, err := index.Decode([]byte(aws.ToString(out.SecretString)), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return zero.Buckets
+	}
+	moved := func(m, known int) int {
+		n := 0
+		for _, tk := range toks {
+			if k, _ := index.QueryKey(&tokenstore.Token{UserName: tk.UserName}); index.LinearBucket(index.Hash(k), m) >= known {
+				n++
+			}
+		}
+		return n
+	}
+	var m, known int
+	for len(toks) < most {
+		signUp(workers)
+		if m, known = buckets(), recorded(); moved(m, known) > 0 {
+			break
+		}
+	}
+	if moved(m, known) == 0 {
+		t.Fatalf("%d sign-ups made %d buckets, and bucket 0 records %d: no key is in a bucket it does not know of", len(toks), m, known)
+	}
+	rep, err := s.Check(ctx)
+	if err != nil || !rep.OK() || rep.Tokens != len(toks) || rep.Buckets != m {
+		t.Fatalf("Check: %v (%v), want %d tokens in %d buckets", rep, err, len(toks), m)
+	}
+
+	worst, batched := 0, 0
+	for i := range toks {
+		fresh := newStoreAt(t, client(t, rec), s.Prefix())
+		rec.reset()
+		if err := find(ctx, fresh, &tokenstore.Token{UserName: toks[i].UserName}, toks[i])(); err != nil {
+			t.Fatalf("user %d: %v", i, err)
+		}
+		// Requests, less moto_server's re-reads of secrets its batch
+		// returned stale, and the SDK's retries of failed attempts.
+		var requests int
+		inBatch := map[string]bool{}
+		for _, c := range rec.all() {
+			switch {
+			case c.Retry:
+			case c.Op == "GetSecretValue" && len(c.Secrets) == 1 && inBatch[c.Secrets[0]]:
+			default:
+				requests++
+			}
+			if c.Op == "BatchGetSecretValue" {
+				batched++
+				for _, name := range c.Secrets {
+					inBatch[name] = true
+				}
+			}
+		}
+		worst = max(worst, requests)
+		if requests > 3 {
+			t.Errorf("user %d, found by a new Store: %d requests, want at most 3: %v", i, requests, rec.all())
+		}
+	}
+	t.Logf("%d tokens, %d buckets (bucket 0 records %d; %d users in a bucket it does not know of): a new Store's find took at most %d requests; %d of %d read two buckets in one batch",
+		len(toks), m, known, moved(m, known), worst, batched, len(toks))
 }

@@ -14,8 +14,8 @@ import (
 // any wrapper a run adds, such as casstoretest.QuotaBackend): it counts
 // every Backend call in the target's Backend counter, in the Tally of the
 // call's context, and in the layout of the store's prefix. It passes
-// casstore.Lister and casstore.QuotaReporter through, so the engine sees
-// the backend's quotas exactly as without it.
+// casstore.Lister, casstore.QuotaReporter and casstore.BatchReader through,
+// so the engine sees the backend exactly as without it.
 type countingBackend struct {
 	next   casstore.Backend
 	calls  *Counter
@@ -26,6 +26,7 @@ var (
 	_ casstore.Backend       = (*countingBackend)(nil)
 	_ casstore.Lister        = (*countingBackend)(nil)
 	_ casstore.QuotaReporter = (*countingBackend)(nil)
+	_ casstore.BatchReader   = (*countingBackend)(nil)
 )
 
 // indexNumber returns n for the engine's document name "index-<n>".
@@ -114,6 +115,13 @@ func (b *countingBackend) Quotas() casstore.Quotas {
 		return q.Quotas()
 	}
 	return casstore.Quotas{}
+}
+
+func (b *countingBackend) BatchSize() int {
+	if br, ok := b.next.(casstore.BatchReader); ok {
+		return br.BatchSize()
+	}
+	return 1
 }
 
 // Layout is what the bench knows of the index of one prefix: the buckets

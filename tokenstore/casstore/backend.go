@@ -89,6 +89,19 @@ type QuotaReporter interface {
 	Quotas() Quotas
 }
 
+// BatchReader is implemented by backends whose ReadMany reads several
+// documents in one request (AWS Secrets Manager's BatchGetSecretValue
+// reads 20). A Store that knows nothing of the index layout yet (a new
+// process) then reads both buckets a key may be in with one request,
+// instead of learning the bucket count from bucket 0 on every split (see
+// [Store.FindToken]): on AWS every write of bucket 0 is a version against
+// its daily quota.
+type BatchReader interface {
+	// BatchSize is how many documents one ReadMany request reads; 1 or
+	// less means one request per document.
+	BatchSize() int
+}
+
 // Restorer is implemented by backends whose deleted names stay taken for
 // a while (ErrDeleted), so that the Store can take back the name of a
 // lost index bucket: without it, an index deleted out of band with AWS

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/bits"
 	"slices"
 	"time"
 
@@ -180,12 +181,16 @@ func (s *Store) admitBucket(n int, value []byte, version string, snaps bucketSna
 // layout as the buckets reveal it.
 func (s *Store) bucketFor(ctx context.Context, k index.Key, snaps bucketSnaps, cached bool) (*index.Bucket, string, int, error) {
 	relearned := false
+	fromZero := false // the layout was learned from bucket 0 by this lookup
 	for range index.MaxDepth + 3 {
-		n := s.currentLayout().route(k)
+		l := s.currentLayout()
+		n := l.route(k)
 		var b *index.Bucket
 		var version string
 		if c := s.cachedBucket(n); cached && s.opts.CacheIndex && c != nil {
 			b, version = c.b, c.version
+		} else if pb, pv, pn, ok := s.readPair(ctx, k, l, snaps, fromZero); ok {
+			b, version, n = pb, pv, pn
 		} else {
 			var err error
 			b, version, err = s.readBucket(ctx, n, snaps)
@@ -206,11 +211,56 @@ func (s *Store) bucketFor(ctx context.Context, k index.Key, snaps bucketSnaps, c
 			return b, version, n, nil
 		}
 		s.learn(b)
+		fromZero = n == 0 && l.fixed == 0 && l.m == 1
 		if s.currentLayout().route(k) == n {
 			return nil, "", n, fmt.Errorf("%w: bucket %d (depth %d, %d buckets) does not hold a key the layout sends to it", index.ErrLayout, n, b.Depth, b.Buckets)
 		}
 	}
 	return nil, "", 0, fmt.Errorf("%w: no bucket holds the key", index.ErrLayout)
+}
+
+// readPair serves a lookup whose layout was just learned from bucket 0
+// (fromZero: a new process, or one that had to learn it again) on a
+// backend that reads several documents in one request (BatchReader).
+// Bucket 0 records the bucket count at each power of two and whenever it
+// is written for another reason, so splits made since may have moved the
+// key from its bucket a to a's child in the current round: readPair reads
+// both with one ReadMany request and returns the one that holds k, with
+// ok true. It returns ok false, having read nothing, when the pair does
+// not apply (the key's bucket is certain, or the backend reads one
+// document per request), and when the pair read did not settle it (a
+// failed request, a bucket missing that should be there, neither bucket
+// holding k): the caller then reads one bucket at a time, as without it.
+func (s *Store) readPair(ctx context.Context, k index.Key, l layout, snaps bucketSnaps, fromZero bool) (*index.Bucket, string, int, bool) {
+	if !fromZero || s.batch < 2 || l.fixed > 0 || l.m < 2 {
+		return nil, "", 0, false
+	}
+	h := index.Hash(k)
+	a := index.LinearBucket(h, l.m)
+	c := index.LinearBucket(h, 1<<bits.Len(uint(l.m-1))) // where k is once the round is complete
+	if c == a {
+		return nil, "", 0, false
+	}
+	res, err := s.b.ReadMany(ctx, []string{IndexName(a), IndexName(c)})
+	if err != nil || len(res) != 2 || res[0].Err != nil {
+		return nil, "", 0, false
+	}
+	parent, version, err := s.admitBucket(a, res[0].Value, res[0].Version, snaps)
+	if err != nil {
+		return nil, "", 0, false
+	}
+	if covers(parent, k) {
+		return parent, version, a, true
+	}
+	// a is split: k is in c, which the split created before it rewrote a.
+	if res[1].Err != nil {
+		return nil, "", 0, false
+	}
+	child, cv, err := s.admitBucket(c, res[1].Value, res[1].Version, snaps)
+	if err != nil || !covers(child, k) {
+		return nil, "", 0, false
+	}
+	return child, cv, c, true
 }
 
 // readBucketAtLeast reads bucket n, known to be at generation minGen or

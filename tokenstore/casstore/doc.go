@@ -107,14 +107,20 @@
 //	FindToken by user/grant/refresh
 //	    cold                     2 Reads (bucket, token); +1 when this
 //	                             process's idea of the layout is behind
-//	    new Store                3 Reads (bucket 0, which records the
-//	                             bucket count, bucket, token); 4 when the
-//	                             key's bucket was split after bucket 0
-//	                             last recorded it (it is written at every
-//	                             power of two, not at every split, which
-//	                             would spend AWS's version quota of
-//	                             bucket 0: 11 finds in 50 on moto at
-//	                             3,477 buckets, 0 near a power of two)
+//	    new Store                3 requests: Read of bucket 0, which
+//	                             records the bucket count (written after
+//	                             every split on backends without a daily
+//	                             version quota, while bucket 0 has the
+//	                             time for it), Read of the bucket, Read
+//	                             of the token. On a [BatchReader] (AWS,
+//	                             where bucket 0 records the count only at
+//	                             each power of two, for its version
+//	                             quota), one ReadMany of the key's bucket
+//	                             and the child a split of the current
+//	                             round may have moved it to. +1 Read when
+//	                             a split happened since bucket 0 was
+//	                             written (GCP: bucket 0 too busy for the
+//	                             count) or the read of it lagged
 //	    warm cache, verified     1 Read (token)
 //	    warm cache, stale        3 Reads (token, bucket, token)
 //	FindToken by access token    2 Reads for a record with nothing but an
@@ -125,7 +131,9 @@
 //	    otherwise                1 Read + 1 Update
 //	SaveToken refresh, by rules  lookup (as FindToken) + 1 Update
 //	SaveToken new                lookup + K bucket Updates + 1 Create
-//	                             (+ 2 writes when a split triggers; the
+//	                             (+ 2 Reads and 2 writes when a split
+//	                             triggers, + 1 Read and 1 Update of
+//	                             bucket 0 for the count; the
 //	                             first insert of a store also Lists once,
 //	                             to tell a new index from a lost one)
 //	AcquireLease                 1 Update if remembered, else 1 Read + 1 Update

@@ -92,6 +92,7 @@ type Store struct {
 	restorer Restorer // b's, if it has one (the observer's decorator hides it)
 	opts     Options
 	quotas   Quotas
+	batch    int // documents one ReadMany request reads (BatchReader), at least 1
 
 	saveMu   [64]sync.Mutex // serialises this process's saves of one key (striped)
 	bucketMu [64]sync.Mutex // serialises this process's writes to one bucket (striped)
@@ -166,6 +167,10 @@ func New(b Backend, opts Options) *Store {
 	}
 	if q, ok := b.(QuotaReporter); ok {
 		s.quotas = q.Quotas()
+	}
+	s.batch = 1
+	if br, ok := b.(BatchReader); ok {
+		s.batch = max(br.BatchSize(), 1)
 	}
 	if opts.Quotas != nil {
 		s.quotas = *opts.Quotas

@@ -203,7 +203,7 @@ func (r *Report) renderBudgets(w io.Writer, bs []*BackendResult) {
 		}
 		row(w, cells...)
 	}
-	fmt.Fprintln(w, "\nEach cell: casstore.Backend calls the engine made (min–max over the samples) / the budget of the engine's cost table for that sample, and the requests counted at the transport. Budgets: R read, C create, U compare-and-swap update, Del delete, RM(n) batch read, B index buckets, K buckets the token's keys route to (its ID shares the bucket of its first key), each split 2R + C + U (+ R + U when the bucket count reaches a power of two: the count goes into bucket 0). In requests:")
+	fmt.Fprintln(w, "\nEach cell: casstore.Backend calls the engine made (min–max over the samples) / the budget of the engine's cost table for that sample, and the requests counted at the transport. Budgets: R read, C create, U compare-and-swap update, Del delete, RM(n) batch read, B index buckets, K buckets the token's keys route to (its ID shares the bucket of its first key), each split 2R + C + U + R + U (the bucket count goes into bucket 0: after every split on backends without a daily version quota while bucket 0 has the time for it, at each power of two on AWS). In requests:")
 	fmt.Fprintln(w)
 	for _, b := range bs {
 		fmt.Fprintf(w, "- %s: %s\n", b.Name, legends[b.Name])
@@ -320,7 +320,7 @@ func (r *Report) renderScaleOps(w io.Writer, bs []*BackendResult) {
 		cells[1] = expr
 		row(w, cells...)
 	}
-	fmt.Fprintln(w, "\nEach cell: requests p50 / max (Backend calls p50 / max, ✓ when every sample was within its budget); latency p50 / max. Cold: a Store with the default options (no index cache) that has looked keys up before; new Store: a Store opened for the lookup, which knows nothing of the layout (it starts at bucket 0, which records the bucket count at each power of two); warm: WithIndexCache(true), the key looked up before. The access-token scan is measured up to -scan-max tokens.")
+	fmt.Fprintln(w, "\nEach cell: requests p50 / max (Backend calls p50 / max, ✓ when every sample was within its budget); latency p50 / max. Cold: a Store with the default options (no index cache) that has looked keys up before; new Store: a Store opened for the lookup, which knows nothing of the layout (it starts at bucket 0, which records the bucket count; on AWS, where bucket 0 records it only at each power of two, the key's bucket and its child in the current round are read with one BatchGetSecretValue); warm: WithIndexCache(true), the key looked up before. The access-token scan is measured up to -scan-max tokens.")
 	fmt.Fprintln(w)
 }
 

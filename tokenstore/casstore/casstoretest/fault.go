@@ -12,8 +12,9 @@
 //   - [QuotaBackend] enforces AWS Secrets Manager's quota of versions per
 //     secret per 24 hours on a clock the test controls.
 //
-// All three are safe for concurrent use and pass casstore.Lister and
-// casstore.QuotaReporter through when the wrapped backend has them.
+// All three are safe for concurrent use and pass casstore.Lister,
+// casstore.QuotaReporter and casstore.BatchReader through when the
+// wrapped backend has them.
 package casstoretest
 
 import (
@@ -303,4 +304,12 @@ func (f *FaultBackend) Log() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]string(nil), f.log...)
+}
+
+// BatchSize implements casstore.BatchReader: the wrapped backend's, or 1.
+func (f *FaultBackend) BatchSize() int {
+	if br, ok := f.Backend.(casstore.BatchReader); ok {
+		return br.BatchSize()
+	}
+	return 1
 }

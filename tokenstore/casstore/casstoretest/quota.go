@@ -129,3 +129,11 @@ func (q *QuotaBackend) List(ctx context.Context) ([]string, error) {
 func (q *QuotaBackend) Quotas() casstore.Quotas {
 	return casstore.Quotas{VersionsPerDay: q.limit()}
 }
+
+// BatchSize implements casstore.BatchReader: the wrapped backend's, or 1.
+func (q *QuotaBackend) BatchSize() int {
+	if br, ok := q.Backend.(casstore.BatchReader); ok {
+		return br.BatchSize()
+	}
+	return 1
+}

@@ -227,3 +227,11 @@ func (s *StaleBackend) Quotas() casstore.Quotas {
 	}
 	return casstore.Quotas{}
 }
+
+// BatchSize implements casstore.BatchReader: the wrapped backend's, or 1.
+func (s *StaleBackend) BatchSize() int {
+	if br, ok := s.Backend.(casstore.BatchReader); ok {
+		return br.BatchSize()
+	}
+	return 1
+}
