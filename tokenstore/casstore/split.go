@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
+	"time"
 
 	"github.com/cloudtokens/cloudtokens/observe"
 	"github.com/cloudtokens/cloudtokens/tokenstore"
@@ -35,17 +36,9 @@ import (
 // overwrite a confirmed child (a child is only rewritten from a parent
 // generation newer than the one it was copied from, and once the parent
 // is deeper no such generation exists at its old depth).
-//
-// A split that another process made first (this Store's layout was
-// behind) does not count: the Store goes on to the next bucket in order,
-// so that every write that wants the index to grow makes it grow by one
-// bucket, whichever process makes it. Otherwise processes that write at
-// once would grow the index by one bucket between them where each wanted
-// one, and under a burst the splits would fall behind the writes.
 func (s *Store) split(ctx context.Context) error {
 	var last error
-	ahead := 0 // splits found made by others
-	for attempt := 0; attempt < s.opts.MaxAttempts; attempt++ {
+	for attempt := range s.opts.MaxAttempts {
 		if err := backoff(ctx, attempt); err != nil {
 			return err
 		}
@@ -57,41 +50,16 @@ func (s *Store) split(ctx context.Context) error {
 		if index.LinearDepth(p, l.m) >= index.MaxDepth {
 			return nil
 		}
-		err := s.splitOnce(ctx, p, c, l.m, attempt < splitPatience)
-		if errors.Is(err, errSplitMade) {
-			if ahead++; ahead < maxSplitsAhead {
-				attempt--
-			}
-			continue
-		}
+		err := s.splitOnce(ctx, p, c, l.m)
 		if err == nil || !retryable(err) {
 			return err
 		}
 		last = err
 	}
-	if last == nil {
-		return nil // others made the splits
-	}
 	return conflict("index split", s.opts.MaxAttempts, last)
 }
 
-// errSplitBusy: another process is making the split a Store set out to
-// make (it found the child copied from the same parent generation).
-var errSplitBusy = fmt.Errorf("%w: another process is splitting the bucket", errRetry)
-
-// splitPatience is how many attempts a split waits for another process
-// that is making the same split before it finishes that split itself
-// (about 0.3 s of backoff).
-const splitPatience = 5
-
-// errSplitMade: the split a Store set out to make was made already.
-var errSplitMade = errors.New("casstore: the split was made already")
-
-// maxSplitsAhead bounds how many splits made by others one split call
-// passes over before it gives up on making its own.
-const maxSplitsAhead = 64
-
-func (s *Store) splitOnce(ctx context.Context, p, c, m int, patient bool) error {
+func (s *Store) splitOnce(ctx context.Context, p, c, m int) error {
 	unlock := s.lockBuckets(p, c)
 	parent, pv, err := s.readBucket(ctx, p, nil)
 	if err != nil {
@@ -102,8 +70,7 @@ func (s *Store) splitOnce(ctx context.Context, p, c, m int, patient bool) error 
 	switch {
 	case parent.Depth > depth:
 		unlock()
-		s.grow(c + 1)
-		return errSplitMade // our layout was behind; reading it taught us
+		return nil // split already (our layout was behind; reading it taught us)
 	case parent.Depth < depth:
 		unlock()
 		return fmt.Errorf("%w: bucket %d has depth %d, the layout of %d buckets says %d", index.ErrLayout, p, parent.Depth, m, depth)
@@ -132,14 +99,6 @@ func (s *Store) splitOnce(ctx context.Context, p, c, m int, patient bool) error 
 		case old.From < parent.Gen:
 			child.Gen, child.Versions = old.Gen, old.Versions
 			_, err = s.writeBucketAs(ctx, c, child, obj.Version, true)
-		case patient:
-			// The child was copied from this very parent: another
-			// process is splitting it now (or died doing so). Give it
-			// a moment to write the parent rather than race it for the
-			// parent's compare-and-swap: a lost one is a version on
-			// AWS, and the oldest buckets, split first in every round,
-			// are the ones nearest the quota.
-			err = errSplitBusy
 		}
 	}
 	if err != nil {
@@ -169,13 +128,15 @@ func (s *Store) splitOnce(ctx context.Context, p, c, m int, patient bool) error 
 //
 // Bucket 0 takes the count at every split where the write costs nothing
 // against a quota: always on backends without one (Vault); under a
-// per-second quota (GCP) while its writes of the last rateWindow are
-// under an eighth of it, a quarter of what makes the index grow for the
-// rate (splitWanted), so that these writes cannot make it grow; and never under a daily version quota (AWS: every write is a
-// version of bucket 0, and a burst makes thousands of splits a day; the
+// per-second quota (GCP) unless bucket 0 was written within the last 2/q
+// seconds, so that the count's writes take at most half of bucket 0's
+// rate, and alone never make it split (splitWanted's rate rule wants more
+// than half); and never under a daily version quota (AWS: every write is
+// a version of bucket 0, and a burst makes thousands of splits a day; the
 // AWS adapter reads a key's two possible buckets in one request instead,
 // see readPair). At a power of two (a round of splits begins) it always
-// takes it: one write per round. Best effort.
+// takes it: one write per round. Every other write of bucket 0 records
+// the count its writer knows too. Best effort.
 func (s *Store) hintBuckets(ctx context.Context, m int) {
 	round := bits.OnesCount(uint(m)) == 1
 	if !round && (s.quotas.VersionsPerDay > 0 || s.batch > 1) {
@@ -185,9 +146,8 @@ func (s *Store) hintBuckets(ctx context.Context, m int) {
 		if b.Fixed || b.Buckets >= m {
 			return false, nil
 		}
-		if q := s.quotas.WritesPerSecond; !round && q > 0 &&
-			float64(b.WritesSince(s.now().Add(-rateWindow))) >= q/8*rateWindow.Seconds() {
-			return false, nil
+		if q := s.quotas.WritesPerSecond; !round && q > 0 && b.WritesSince(s.now().Add(-time.Duration(2*float64(time.Second)/q))) > 0 {
+			return false, nil // written within the last 2/q seconds
 		}
 		b.Buckets = m
 		return true, nil
