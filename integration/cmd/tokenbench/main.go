@@ -97,6 +97,7 @@ type config struct {
 	keepData    bool
 	skipMissing bool
 	cpuProfile  string
+	memProfile  string
 }
 
 func (c *config) has(section string) bool { return slices.Contains(c.sections, section) }
@@ -162,6 +163,7 @@ func main() {
 	flag.BoolVar(&c.keepData, "keep", false, "keep the scale store's tokens (skip DeleteTokens)")
 	flag.BoolVar(&c.skipMissing, "skip-missing", true, "report a backend whose environment is unset as skipped; false: fail")
 	flag.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
+	flag.StringVar(&c.memProfile, "memprofile", "", "write heap profiles after each scale store's load and its Check to this file (the backend's name, and .check, appended)")
 	flag.Parse()
 	c.backends, c.sections, c.day, c.quota = splitList(backends), splitList(sections), splitList(day), splitList(quota)
 	for _, s := range c.sections {
@@ -405,9 +407,15 @@ func runBackend(ctx context.Context, c *config, name string) *BackendResult {
 			sc.Load = scale.loadScale(n, c.workers, c.rule2, c.rule2Every, c.keep, c.slices)
 			l := sc.Load
 			log.Printf("%s: loaded %d tokens in %s (%.0f/s), %d buckets, %d errors", name, n, l.D.Round(time.Millisecond), float64(n)/l.D.Seconds(), scale.buckets(), l.Errors)
+			if c.memProfile != "" {
+				writeHeapProfile(c.memProfile + "." + name)
+			}
 		})
 		if c.has("scale") {
 			phase("scale store: Check", func() { sc.Check = scale.check() })
+			if c.memProfile != "" {
+				writeHeapProfile(c.memProfile + "." + name + ".check")
+			}
 			phase("scale store: Tokens", func() { sc.Tokens = scale.tokensAt(1) })
 			phase(fmt.Sprintf("scale store: operations, %d samples each", c.samples), func() {
 				sc.Ops = scale.suite(c.samples, false, n <= c.scanMax)
@@ -439,4 +447,20 @@ func runBackend(ctx context.Context, c *config, name string) *BackendResult {
 		phase(fmt.Sprintf("Repair of %d tokens", c.repairN), func() { br.Repair = runRepair(ctx, t, c.repairN) })
 	}
 	return br
+}
+
+// writeHeapProfile writes a heap profile (after a collection, so that it
+// shows what the load keeps) to file; a failure is logged, not fatal.
+func writeHeapProfile(file string) {
+	runtime.GC()
+	f, err := os.Create(file)
+	if err == nil {
+		err = pprof.WriteHeapProfile(f)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		log.Printf("heap profile: %v", err)
+	}
 }
