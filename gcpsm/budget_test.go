@@ -174,14 +174,28 @@ func TestCallBudgets(t *testing.T) {
 		}
 		return err
 	})
-	measure("AcquireLease (the store wrote the token last)", known(), func() error {
+	// The lease destroys the previous version (see LeaseVersion) and
+	// checks by number that no newer version exists.
+	measure("AcquireLease (the store wrote the token last)", want{destroy: 1, access: 1}, func() error {
 		ok, err := s.AcquireLease(ctx, alice.ID, "holder-1", time.Minute)
 		if err == nil && !ok {
 			err = errors.New("lease not acquired")
 		}
 		return err
 	})
-	measure("ReleaseLease", plus(want{access: 1}, known()), func() error {
+	other := e.store(t, prefix)
+	refused := func() error {
+		ok, err := other.AcquireLease(ctx, alice.ID, "holder-2", time.Minute)
+		if err == nil && ok {
+			err = errors.New("a second holder got the lease")
+		}
+		return err
+	}
+	measure("AcquireLease while another process holds it (first call)", want{access: 1, get: 1, destroy: 1, "GetSecretVersion": 1}, refused)
+	measure("AcquireLease while another process holds it (again: the lease is remembered)", want{access: 1}, refused)
+	// Releasing writes the token again; the lease destroyed the version
+	// that write would destroy.
+	measure("ReleaseLease", plus(want{access: 1}, firstKnown()), func() error {
 		return s.ReleaseLease(ctx, alice.ID, "holder-1")
 	})
 

@@ -32,7 +32,7 @@
 // replaces; then it destroys the version "previous" named before. So a
 // secret keeps at most 2 billed versions, and the version a lagging
 // reader may still resolve "current" to stays readable until the next
-// write. The etag makes the move a compare-and-swap: a writer moves the
+// write or refresh lease (below). The etag makes the move a compare-and-swap: a writer moves the
 // alias only under an etag it held before adding its version, so once the
 // alias has moved to n no version below n can become current again.
 //
@@ -43,6 +43,26 @@
 // costs a failed UpdateSecret, never a lost write. UpdateSecret's answer
 // must name the new version under both aliases, or the write fails with
 // [ErrAliasNotMoved].
+//
+// # The refresh lease
+//
+// [Store.AcquireLease] takes the lease on a token's current version n by
+// destroying version n-1, the one [PreviousAlias] names
+// (casstore.VersionLeaser): DestroySecretVersion succeeds once per
+// version, so one caller wins and the others are answered
+// FAILED_PRECONDITION; GetSecretVersion's destroy_time tells them when the
+// lease began, and it runs for the lease TTL from then. The holder then
+// reads version n+1 by number (strongly consistent): if it exists, a
+// write moved the alias past n (or may be about to) and the lease is
+// written into the secret instead, a compare-and-swap. The holder's save
+// adds n+1 and moves both aliases, and destroys nothing more: a refresh
+// with the lease is 3 write requests, the same as a save alone, instead
+// of 6 when the lease was a write of its own. During the lease the secret
+// has 1 billed version, after the save 2. A lease whose TTL has run out
+// (its holder died) is taken over by a lease written into the secret,
+// which moves the alias and so ends the version lease for every process;
+// ReleaseLease does the same with the unchanged token. A token's first
+// version has nothing to destroy: its first lease is a write.
 //
 // # Consistency
 //
@@ -78,16 +98,22 @@
 //	                                          1 index update (3; 4 with GetSecret)
 //	SaveToken rotating the refresh token   10 (index claim, token, index release)
 //	DeleteToken                            6–7 (2 reads, DeleteSecret, an index update)
-//	AcquireLease                           3  (token written last by this store; else 4–5)
-//	ReleaseLease                           4
+//	AcquireLease                           2  (DestroySecretVersion of the previous version,
+//	                                          AccessSecretVersion of the next by number; +1
+//	                                          GetSecret when this store has not written the
+//	                                          token; a token's first version: a write, 3)
+//	AcquireLease, another process holds it 4  (once; then 1 AccessSecretVersion per call)
+//	ReleaseLease                           3  (AccessSecretVersion, AddSecretVersion, UpdateSecret)
 //	Tokens                                 IndexShards + N AccessSecretVersion,
 //	                                          at most WithReadWorkers (default 16) in flight
 //	Check                                  ListSecrets per 250 secrets + IndexShards + N
 //
-// A refresh through tokensource (lease, provider call, save) is 6 write
-// requests, 12 when the provider rotates refresh tokens (the index entry
-// moves); see the README for the fleet capacity this gives on the default
-// quota of 600 write requests per minute per project.
+// A refresh through tokensource (lease, provider call, save) is 3 write
+// requests, 9 when the provider rotates refresh tokens (the index entry
+// moves): the lease destroys the token's previous version, which the save
+// would otherwise destroy (see "The refresh lease" below); see the README
+// for the fleet capacity this gives on the default quota of 600 write
+// requests per minute per project.
 //
 // # Limits
 //

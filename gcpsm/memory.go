@@ -38,6 +38,9 @@ type secretMemory struct {
 	// writer had moved the alias. Writes read the etag first (GetSecret)
 	// until a read shows that the remembered etag was right after all.
 	contended bool
+	// leased is the version this process destroyed to lease the one
+	// after it (LeaseVersion); the next write does not destroy it again.
+	leased int64
 }
 
 // memory remembers secretMemory for the most recently used secrets, at
@@ -110,6 +113,12 @@ func (k *memory) saw(secret string, s snapshot) {
 // sawCurrent records that the current alias of secret named version v.
 func (k *memory) sawCurrent(secret string, v int64) {
 	k.update(secret, func(m *secretMemory) { m.floor = max(m.floor, v) })
+}
+
+// sawLeased records that this process destroyed version v of secret for
+// a lease.
+func (k *memory) sawLeased(secret string, v int64) {
+	k.update(secret, func(m *secretMemory) { m.leased = v })
 }
 
 // setContended records whether writes of secret should read its etag

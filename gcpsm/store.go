@@ -33,7 +33,9 @@ const CurrentAlias = "current"
 // that was current before the current one. Every write moves it together
 // with CurrentAlias (in the same etag-checked UpdateSecret) and destroys
 // the version it named before, so the version a lagging reader may still
-// resolve "current" to stays readable until the next write.
+// resolve "current" to stays readable until the next write, or the next
+// refresh lease, which destroys it (see "The refresh lease" in the
+// package documentation).
 const PreviousAlias = "previous"
 
 // MaxPrefixLength is the longest prefix New accepts: a secret ID holds at

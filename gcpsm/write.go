@@ -44,7 +44,7 @@ func (b *backend) write(ctx context.Context, name string, expected int64, snap s
 				return 0, r.err // the service dropped the previous alias: destroy nothing
 			}
 			cctx, cancel := cleanupContext(ctx)
-			if old := snap.previous(); old > 0 && old != expected && old < v {
+			if old := snap.previous(); old > 0 && old != expected && old < v && b.mem.get(secretName).leased != old {
 				b.destroy(cctx, name, old, "superseded twice")
 			}
 			if addRec.ambiguous {

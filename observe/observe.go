@@ -103,7 +103,8 @@ const (
 	Migrate
 )
 
-// Backend requests: the methods of casstore.Backend and casstore.Lister.
+// Backend requests: the methods of casstore.Backend, casstore.Lister
+// and casstore.VersionLeaser.
 const (
 	Read Kind = iota + 32
 	ReadMany
@@ -111,6 +112,9 @@ const (
 	Update
 	Delete
 	List
+	// LeaseVersion: casstore.VersionLeaser's lease on a document's
+	// version (GCP Secret Manager: the previous version's destruction).
+	LeaseVersion
 )
 
 // Source operations.
@@ -141,7 +145,7 @@ var (
 	storeNames = [...]string{"FindToken", "FindTokenByID", "SaveToken", "DeleteToken", "Tokens",
 		"DeleteTokens", "AcquireLease", "ReleaseLease", "ImportToken", "Check", "Repair",
 		"ImportTokens", "SaveTokenLeased", "Migrate"}
-	backendNames = [...]string{"Read", "ReadMany", "Create", "Update", "Delete", "List"}
+	backendNames = [...]string{"Read", "ReadMany", "Create", "Update", "Delete", "List", "LeaseVersion"}
 	sourceNames  = [...]string{"Refresh", "Exchange", "LeaseWait", "TokenRequest"}
 )
 

@@ -44,7 +44,7 @@ func TestKinds(t *testing.T) {
 		observe.LayerStore: {observe.FindToken, observe.FindTokenByID, observe.SaveToken, observe.DeleteToken, observe.Tokens,
 			observe.DeleteTokens, observe.AcquireLease, observe.ReleaseLease, observe.ImportToken, observe.Check, observe.Repair,
 			observe.ImportTokens, observe.SaveTokenLeased, observe.Migrate},
-		observe.LayerBackend: {observe.Read, observe.ReadMany, observe.Create, observe.Update, observe.Delete, observe.List},
+		observe.LayerBackend: {observe.Read, observe.ReadMany, observe.Create, observe.Update, observe.Delete, observe.List, observe.LeaseVersion},
 		observe.LayerSource:  {observe.Refresh, observe.Exchange, observe.LeaseWait, observe.TokenRequest},
 	}
 	seen := map[string]bool{}

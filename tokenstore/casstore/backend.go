@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 )
@@ -66,6 +67,9 @@ var (
 	// compare-and-swap: several processes that write one bucket at once
 	// can exceed the rate for longer than one call's retries last.
 	ErrThrottled = errors.New("casstore: the backend refused the request for its rate")
+	// ErrNoVersionLease: a VersionLeaser cannot lease this version of the
+	// document without a write (see VersionLeaser.LeaseVersion).
+	ErrNoVersionLease = errors.New("casstore: the version cannot be leased without a write")
 )
 
 // Quotas describes how often one document of a backend may be written.
@@ -100,6 +104,33 @@ type BatchReader interface {
 	// BatchSize is how many documents one ReadMany request reads; 1 or
 	// less means one request per document.
 	BatchSize() int
+}
+
+// VersionLeaser is implemented by backends that can lease a document
+// without writing a new version of it. GCP Secret Manager bills every
+// write request against a project quota (600 a minute), and a lease
+// written into the document costs as many requests as a save; there, a
+// lease destroys the version before the current one, which succeeds once
+// per version, so the refresh it guards costs the requests of the save
+// alone (the save keeps 2 live versions as before, and destroys nothing
+// more). See [Store.AcquireLease] for how the Store combines these leases
+// with those written in documents.
+type VersionLeaser interface {
+	// LeaseVersion takes an exclusive lease on the document at name,
+	// whose current version is version. taken reports whether this call
+	// took it. When another call took it first, since is when, by the
+	// backend's clock (now if the backend cannot tell): the lease runs
+	// until since plus the lease's TTL, then a lease written into the
+	// document takes it over.
+	//
+	// An error wrapping ErrVersionMismatch: version is no longer current;
+	// the Store reads the document again. An error wrapping
+	// ErrNoVersionLease: this version cannot be leased so (it is the
+	// document's first, or a newer version may be in the making); the
+	// Store writes its lease into the document, a compare-and-swap. A
+	// backend never reports taken for a version that is not current when
+	// the call returns, nor for a version two calls can both take.
+	LeaseVersion(ctx context.Context, name, version string) (taken bool, since time.Time, err error)
 }
 
 // Restorer is implemented by backends whose deleted names stay taken for

@@ -136,7 +136,10 @@
 //	                             bucket 0 for the count; the
 //	                             first insert of a store also Lists once,
 //	                             to tell a new index from a lost one)
-//	AcquireLease                 1 Update if remembered, else 1 Read + 1 Update
+//	AcquireLease                 1 Update if remembered, else 1 Read + 1 Update;
+//	                             on a VersionLeaser, 1 LeaseVersion in place
+//	                             of the Update (a token's first version: the
+//	                             Update)
 //	DeleteToken                  1 Read + 1 Delete + K bucket Updates
 //	Tokens                       1 Read per bucket + ReadMany(N)
 //	DeleteTokens                 1 Read per bucket + List + N Deletes +

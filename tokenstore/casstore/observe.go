@@ -3,6 +3,7 @@ package casstore
 import (
 	"context"
 	"strings"
+	"time"
 
 	"github.com/cloudtokens/cloudtokens/observe"
 	"github.com/cloudtokens/cloudtokens/tokenstore"
@@ -83,6 +84,17 @@ func (ol observedLister) List(ctx context.Context) (_ []string, err error) {
 	ctx, span := observe.Start(ctx, ol.o, observe.Op{Kind: observe.List})
 	defer span.End(&err)
 	return ol.l.List(ctx)
+}
+
+type observedVersionLeaser struct {
+	l VersionLeaser
+	o observe.Observer
+}
+
+func (ol observedVersionLeaser) LeaseVersion(ctx context.Context, name, version string) (_ bool, _ time.Time, err error) {
+	ctx, span := observe.Start(ctx, ol.o, observe.Op{Kind: observe.LeaseVersion, Document: name, TokenID: tokenIDOf(name)})
+	defer span.End(&err)
+	return ol.l.LeaseVersion(ctx, name, version)
 }
 
 // tokenIDOf returns the token ID of a token document's name, else "".

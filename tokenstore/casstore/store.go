@@ -109,6 +109,9 @@ type Store struct {
 	recent *recentDocs
 	claims *claimWatch
 
+	versionLeaser VersionLeaser // b's, if it has one (the observer's decorator hides it)
+	versionLeases versionLeases // version leases taken or seen (lease.go)
+
 	// indexSeen: this Store has seen bucket 0 exist (read, written, or
 	// listed), so a read that misses it is first taken for a lagging
 	// replica. Cleared when it stays missing for StaleReadWait (lost).
@@ -154,16 +157,18 @@ func New(b Backend, opts Options) *Store {
 		opts.Clock = time.Now
 	}
 	restorer, _ := b.(Restorer)
+	versionLeaser, _ := b.(VersionLeaser)
 	s := &Store{
-		b:        b,
-		restorer: restorer,
-		opts:     opts,
-		layout:   layout{m: 1},
-		buckets:  map[int]*cachedBucket{},
-		queues:   map[int][]*bucketChange{},
-		lost:     map[int]int{},
-		recent:   newRecentDocs(opts.RememberTokens),
-		claims:   newClaimWatch(),
+		b:             b,
+		restorer:      restorer,
+		versionLeaser: versionLeaser,
+		opts:          opts,
+		layout:        layout{m: 1},
+		buckets:       map[int]*cachedBucket{},
+		queues:        map[int][]*bucketChange{},
+		lost:          map[int]int{},
+		recent:        newRecentDocs(opts.RememberTokens),
+		claims:        newClaimWatch(),
 	}
 	if q, ok := b.(QuotaReporter); ok {
 		s.quotas = q.Quotas()
@@ -177,6 +182,9 @@ func New(b Backend, opts Options) *Store {
 	}
 	if opts.Observer != nil {
 		s.b = observeBackend(b, opts.Observer)
+		if versionLeaser != nil {
+			s.versionLeaser = observedVersionLeaser{versionLeaser, opts.Observer}
+		}
 	}
 	return s
 }
