@@ -34,15 +34,32 @@ func NewGCP(ctx context.Context, opts ...gcpsmtest.Option) (*Target, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := newTarget()
-	copts := append(srv.ClientOptions(), option.WithGRPCDialOption(grpc.WithChainUnaryInterceptor(t.Calls.GRPCInterceptor())))
-	client, err := secretmanager.NewClient(ctx, copts...)
+	t, err := newGCP(ctx, srv.ClientOptions(), "gcpsmtest emulator at "+srv.Addr()+" (in process, gRPC over TCP)")
 	if err != nil {
 		srv.Close()
+		return nil, err
+	}
+	t.closers = append([]func() error{srv.Close}, t.closers...)
+	return t, nil
+}
+
+// DialGCP returns the GCP target on a gcpsmtest emulator already running
+// at addr in a process of its own (cmd/gcpemulator), so that the
+// emulator's memory (every secret and version it keeps) is not the
+// benchmark's. Close leaves the emulator running.
+func DialGCP(ctx context.Context, addr string) (*Target, error) {
+	return newGCP(ctx, gcpsmtest.ClientOptionsFor(addr), "gcpsmtest emulator at "+addr+" (cmd/gcpemulator, a process of its own, gRPC over TCP)")
+}
+
+func newGCP(ctx context.Context, base []option.ClientOption, server string) (*Target, error) {
+	t := newTarget()
+	copts := append(base, option.WithGRPCDialOption(grpc.WithChainUnaryInterceptor(t.Calls.GRPCInterceptor())))
+	client, err := secretmanager.NewClient(ctx, copts...)
+	if err != nil {
 		return nil, fmt.Errorf("gcp: new client: %w", err)
 	}
 	t.Name = "gcp"
-	t.Server = "gcpsmtest emulator at " + srv.Addr() + " (in process, gRPC over TCP)"
+	t.Server = server
 	// A write: AddSecretVersion, UpdateSecret under the etag the adapter
 	// remembers, DestroySecretVersion of the version before the replaced
 	// one (GetSecret first when the etag is not known).
@@ -55,7 +72,7 @@ func NewGCP(ctx context.Context, opts ...gcpsmtest.Option) (*Target, error) {
 		}
 		return gcpsm.New(ctx, client, GCPProject, prefix, opts...)
 	}
-	t.closers = []func() error{srv.Close, client.Close}
+	t.closers = []func() error{client.Close}
 	return t, nil
 }
 

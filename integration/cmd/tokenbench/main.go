@@ -98,6 +98,7 @@ type config struct {
 	skipMissing bool
 	cpuProfile  string
 	memProfile  string
+	gcpAddr     string
 }
 
 func (c *config) has(section string) bool { return slices.Contains(c.sections, section) }
@@ -163,6 +164,7 @@ func main() {
 	flag.BoolVar(&c.keepData, "keep", false, "keep the scale store's tokens (skip DeleteTokens)")
 	flag.BoolVar(&c.skipMissing, "skip-missing", true, "report a backend whose environment is unset as skipped; false: fail")
 	flag.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
+	flag.StringVar(&c.gcpAddr, "gcp-addr", "", "GCP: use the gcpsmtest emulator already running at this address (go run ./cmd/gcpemulator) instead of one in this process, whose memory then counts against the benchmark's")
 	flag.StringVar(&c.memProfile, "memprofile", "", "write heap profiles after each scale store's load and its Check to this file (the backend's name, and .check, appended)")
 	flag.Parse()
 	c.backends, c.sections, c.day, c.quota = splitList(backends), splitList(sections), splitList(day), splitList(quota)
@@ -233,7 +235,7 @@ func main() {
 }
 
 // openTarget connects to the backend name, or reports why it cannot.
-func openTarget(ctx context.Context, name string) (t *bench.Target, skip string, err error) {
+func openTarget(ctx context.Context, c *config, name string) (t *bench.Target, skip string, err error) {
 	switch name {
 	case "memory":
 		return bench.NewMemory(), "", nil
@@ -255,6 +257,10 @@ func openTarget(ctx context.Context, name string) (t *bench.Target, skip string,
 		t, err := bench.NewVault(ctx, addr, token)
 		return t, "", err
 	case "gcp":
+		if c.gcpAddr != "" {
+			t, err := bench.DialGCP(ctx, c.gcpAddr)
+			return t, "", err
+		}
 		t, err := bench.NewGCP(ctx)
 		return t, "", err
 	}
@@ -340,7 +346,7 @@ func runBackend(ctx context.Context, c *config, name string) *BackendResult {
 		br.Warnings = bench.Warnings() - warnBefore
 		log.Printf("%s: done in %s", name, br.Elapsed.Round(time.Second))
 	}()
-	t, skip, err := openTarget(ctx, name)
+	t, skip, err := openTarget(ctx, c, name)
 	switch {
 	case err != nil:
 		br.Fatal = err.Error()
@@ -412,14 +418,16 @@ func runBackend(ctx context.Context, c *config, name string) *BackendResult {
 			}
 		})
 		if c.has("scale") {
+			// The samples first: Check and Tokens() read the whole store,
+			// and at full size they are what may run out of memory.
+			phase(fmt.Sprintf("scale store: operations, %d samples each", c.samples), func() {
+				sc.Ops = scale.suite(c.samples, false, n <= c.scanMax)
+			})
 			phase("scale store: Check", func() { sc.Check = scale.check() })
 			if c.memProfile != "" {
 				writeHeapProfile(c.memProfile + "." + name + ".check")
 			}
 			phase("scale store: Tokens", func() { sc.Tokens = scale.tokensAt(1) })
-			phase(fmt.Sprintf("scale store: operations, %d samples each", c.samples), func() {
-				sc.Ops = scale.suite(c.samples, false, n <= c.scanMax)
-			})
 		}
 		if c.has("throughput") {
 			phase(fmt.Sprintf("throughput: %d goroutines, %s per side", c.goroutines, c.duration), func() {
