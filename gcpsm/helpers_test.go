@@ -206,6 +206,14 @@ func (e *env) live(t *testing.T, id string) int {
 // alias to it, bypassing the store (to plant corrupt documents).
 func (e *env) setCurrent(t *testing.T, id string, data []byte) {
 	t.Helper()
+	e.addCurrent(t, id, data, false)
+}
+
+// addCurrent adds a version with data to secret id and moves the current
+// alias to it, and with previous the previous alias to the version that
+// was current, as a store's write does, destroying nothing.
+func (e *env) addCurrent(t *testing.T, id string, data []byte, previous bool) {
+	t.Helper()
 	ctx := context.Background()
 	v, err := e.raw.AddSecretVersion(ctx, &secretmanagerpb.AddSecretVersionRequest{
 		Parent: secretPath(id), Payload: &secretmanagerpb.SecretPayload{Data: data},
@@ -223,6 +231,9 @@ func (e *env) setCurrent(t *testing.T, id string, data []byte) {
 	aliases := sec.GetVersionAliases()
 	if aliases == nil {
 		aliases = map[string]int64{}
+	}
+	if previous {
+		aliases[gcpsm.PreviousAlias] = aliases[gcpsm.CurrentAlias]
 	}
 	aliases[gcpsm.CurrentAlias] = num
 	if _, err := e.raw.UpdateSecret(ctx, &secretmanagerpb.UpdateSecretRequest{

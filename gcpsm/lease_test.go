@@ -3,7 +3,6 @@ package gcpsm_test
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -180,7 +179,7 @@ func TestVersionLeaseAfterUnfinishedWrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l.moveWithoutDestroy(t, l.secret, doc)
+	l.addCurrent(t, l.secret, doc, true)
 	if n := l.live(t, l.secret); n != 3 {
 		t.Fatalf("%d live versions after the unfinished write, want 3", n)
 	}
@@ -203,35 +202,6 @@ func TestVersionLeaseAfterUnfinishedWrite(t *testing.T) {
 	got, err := holder.FindTokenByID(ctx, l.id)
 	if err != nil || got.AccessToken != "access-VALUE-unfinished" {
 		t.Fatalf("the holder reads %v, %v; want the unfinished write's token", got, err)
-	}
-}
-
-// moveWithoutDestroy adds data as a new version of secret id and moves
-// the current alias to it and the previous alias to the old current
-// version, destroying nothing.
-func (e *env) moveWithoutDestroy(t *testing.T, id string, data []byte) {
-	t.Helper()
-	ctx := context.Background()
-	v, err := e.raw.AddSecretVersion(ctx, &secretmanagerpb.AddSecretVersionRequest{
-		Parent: secretPath(id), Payload: &secretmanagerpb.SecretPayload{Data: data},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sec, err := e.raw.GetSecret(ctx, &secretmanagerpb.GetSecretRequest{Name: secretPath(id)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var n int64
-	fmt.Sscan(v.GetName()[strings.LastIndexByte(v.GetName(), '/')+1:], &n)
-	aliases := sec.GetVersionAliases()
-	aliases[gcpsm.PreviousAlias] = aliases[gcpsm.CurrentAlias]
-	aliases[gcpsm.CurrentAlias] = n
-	if _, err := e.raw.UpdateSecret(ctx, &secretmanagerpb.UpdateSecretRequest{
-		Secret:     &secretmanagerpb.Secret{Name: sec.GetName(), Etag: sec.GetEtag(), VersionAliases: aliases},
-		UpdateMask: fieldMask("version_aliases"),
-	}); err != nil {
-		t.Fatal(err)
 	}
 }
 
