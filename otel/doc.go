@@ -31,7 +31,8 @@
 //   - store operations ("cloudtokens.store.FindToken", SaveToken, ...,
 //     Check, Repair);
 //   - backend requests inside them ("cloudtokens.backend.Read", ReadMany,
-//     Create, Update, Delete, List): each is one secrets manager call;
+//     Create, Update, Delete, List, LeaseVersion): each is one request of
+//     the engine to the secrets manager's adapter;
 //   - source operations ("cloudtokens.source.Refresh", Exchange, and
 //     inside them LeaseWait and TokenRequest, the provider call).
 //
