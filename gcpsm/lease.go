@@ -68,10 +68,9 @@ func (b *backend) LeaseVersion(ctx context.Context, name, version string) (bool,
 	if prev <= 0 || prev >= v {
 		return false, time.Time{}, fmt.Errorf("gcpsm: lease %s: %w: version %d has no previous version", b.secretID(name), casstore.ErrNoVersionLease, v)
 	}
-	var rec attempts
 	_, err = b.client.DestroySecretVersion(ctx, &secretmanagerpb.DestroySecretVersionRequest{
 		Name: versionName(secretName, prev),
-	}, b.retry(&rec))
+	}, b.retry(nil))
 	switch status.Code(err) {
 	case codes.OK:
 	case codes.FailedPrecondition:
