@@ -28,10 +28,14 @@ func TestStress(t *testing.T) {
 // once), with nothing lost or duplicated, Check clean and every surviving
 // user found by user name and listed once (package stress verifies it);
 // and within AWS's quota of 100 versions per secret in 24 hours, counted
-// on moto_server, which keeps every version (60–63 in three runs, 22–31
+// on moto_server, which keeps every version (64–72 in three runs, 24–28
 // buckets; 300 users reached 83 and 90: a burst of many more users from
 // several processes at once is past what the index's one-at-a-time
-// splits keep up with, see RELIABILITY.md finding 11).
+// splits keep up with, see RELIABILITY.md finding 11). The margin needs
+// moto_server's usual pace: under the race detector on 2 cores (every
+// process 5–10 times slower) more compare-and-swaps are lost, each a
+// version, and one secret reached 111, so scripts/test.sh runs this
+// package without -race.
 func TestStressGrowth(t *testing.T) {
 	sum := runStress(t, stress.Config{Users: 250, GrowingIndex: true, MinBuckets: 16, Timeout: 8 * time.Minute})
 	if sum != nil {
