@@ -88,6 +88,8 @@ done
 
 # --- go test -----------------------------------------------------------------
 flags=(-count=1 "-timeout=${CLOUDTOKENS_TEST_TIMEOUT:-20m}")
+# norace_flags: the runs below that leave -race out on purpose.
+norace_flags=("${flags[@]}")
 if [[ "${CLOUDTOKENS_RACE:-1}" != 0 && "$(go env CGO_ENABLED)" == 1 ]] && command -v "$(go env CC)" >/dev/null 2>&1; then
 	flags+=(-race)
 fi
@@ -183,16 +185,16 @@ for m in "${modules[@]}"; do
 	# the machine, not the store. They run without -race; the engine's and
 	# the adapters' concurrency is race-tested in their own modules.
 	if [[ "$m" == integration && " ${flags[*]} " == *" -race "* ]]; then
-		mapfile -t race_pkgs < <(cd "$m" && go list ./... | grep -Ev '/integration/(aws|gcp|vault)$' | sed "s|^github.com/cloudtokens/cloudtokens/integration|.|")
+		mapfile -t race_pkgs < <(cd "$m" && dir=$(pwd) && go list -f '{{.Dir}}' ./... | grep -Ev "^$dir/(aws|gcp|vault)\$" | sed "s|^$dir|.|")
 		run_tests "module $name" "$m" "${flags[@]}" "$@" "${race_pkgs[@]}"
-		run_tests "$name aws gcp vault, no -race" "$m" -count=1 "-timeout=${CLOUDTOKENS_TEST_TIMEOUT:-20m}" "$@" ./aws/ ./gcp/ ./vault/
+		run_tests "$name aws gcp vault, no -race" "$m" "${norace_flags[@]}" "$@" ./aws/ ./gcp/ ./vault/
 		continue
 	fi
 	run_tests "module $name" "$m" "${flags[@]}" "$@" ./...
 	# The engine's scale tests skip under the race detector, which makes
 	# them ten times slower: run them once more without it.
 	if [[ "$m" == . && " ${flags[*]} " == *" -race "* && " $* " != *" -run"* ]]; then
-		run_tests "(root) scale, no -race" . -count=1 "-timeout=${CLOUDTOKENS_TEST_TIMEOUT:-20m}" -run '^TestScale' "$@" ./tokenstore/casstore/
+		run_tests "(root) scale, no -race" . "${norace_flags[@]}" -run '^TestScale' "$@" ./tokenstore/casstore/
 	fi
 done
 rm -f "$countfile"
