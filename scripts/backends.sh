@@ -18,6 +18,9 @@
 #   AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
 #   CLOUDTOKENS_VAULT_ADDR / VAULT_ADDR=http://127.0.0.1:PORT
 #   CLOUDTOKENS_VAULT_TOKEN / VAULT_TOKEN=the root token         (KV v2 at secret/)
+#   CLOUDTOKENS_VAULT_RAW=1   the dev server serves sys/raw (raw_storage_endpoint),
+#                             with which vault's TestCutShortPurge plants the state a
+#                             killed client leaves; never enable it in production
 #
 # Settings:
 #   CLOUDTOKENS_BACKENDS="aws vault"   which backends to start
@@ -156,17 +159,19 @@ backends_start_vault() {
 		}
 	fi
 	log="$CLOUDTOKENS_BACKENDS_DIR/vault.log"
+	# sys/raw for the tests that plant storage states (loopback, in memory).
+	echo 'raw_storage_endpoint = true' >"$CLOUDTOKENS_BACKENDS_DIR/vault.hcl"
 	token=${CLOUDTOKENS_VAULT_ROOT_TOKEN:-"root-$(python3 -c 'import secrets; print(secrets.token_hex(16))')"}
 	for _ in 1 2 3; do
 		port=$(_backends_port vault CLOUDTOKENS_VAULT_PORT) || return 1
 		# env -u: a VAULT_* from the caller must not steer the dev server.
 		_backends_spawn "$log" env -u VAULT_ADDR -u VAULT_TOKEN -u VAULT_NAMESPACE \
-			"$bin" server -dev -dev-no-store-token \
+			"$bin" server -dev -dev-no-store-token -config="$CLOUDTOKENS_BACKENDS_DIR/vault.hcl" \
 			-dev-root-token-id="$token" -dev-listen-address="127.0.0.1:$port"
 		pid=$_backends_last_pid
 		if _backends_wait_http "http://127.0.0.1:$port/v1/sys/health" "$pid" 60; then
 			_backends_pids+=("$pid")
-			export CLOUDTOKENS_VAULT_ADDR="http://127.0.0.1:$port" CLOUDTOKENS_VAULT_TOKEN="$token"
+			export CLOUDTOKENS_VAULT_ADDR="http://127.0.0.1:$port" CLOUDTOKENS_VAULT_TOKEN="$token" CLOUDTOKENS_VAULT_RAW=1
 			export VAULT_ADDR="$CLOUDTOKENS_VAULT_ADDR" VAULT_TOKEN="$token"
 			_backends_log "vault $("$bin" version 2>/dev/null | head -n1) pid $pid at $VAULT_ADDR (log $log)"
 			return 0
@@ -223,7 +228,7 @@ backends_stop() {
 backends_exports() {
 	local v
 	for v in CLOUDTOKENS_AWS_ENDPOINT AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_REGION \
-		CLOUDTOKENS_VAULT_ADDR CLOUDTOKENS_VAULT_TOKEN VAULT_ADDR VAULT_TOKEN; do
+		CLOUDTOKENS_VAULT_ADDR CLOUDTOKENS_VAULT_TOKEN CLOUDTOKENS_VAULT_RAW VAULT_ADDR VAULT_TOKEN; do
 		[[ -n "${!v:-}" ]] && printf 'export %s=%q\n' "$v" "${!v}"
 	done
 	return 0

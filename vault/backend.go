@@ -40,6 +40,14 @@ const (
 // casMismatch is the message of KV v2 for a check-and-set failure.
 const casMismatch = "check-and-set parameter did not match the current version"
 
+// versionDataMissing is what KV v2 answers (HTTP 500) when an entry's
+// metadata names a version whose data is gone. Only a metadata DELETE
+// (this backend's purge) removes the data of a current version, version
+// by version and then the metadata; a purge cut short (the client was
+// killed and Vault canceled the request, or the node stopped) leaves the
+// metadata and some versions behind.
+const versionDataMissing = "could not find version data"
+
 // Backend is the casstore.Backend and casstore.Lister of a Store: named
 // documents in KV v2 entries <mount>/data/<prefix>/<name>, versioned by
 // the KV version number and written with check-and-set. Get it with
@@ -83,6 +91,7 @@ type entry struct {
 	version  uint64 // current version; 0 when the entry does not exist
 	live     bool   // the current version holds a document
 	marker   bool   // the current version is a deletion marker
+	torn     bool   // a purge stopped half way: the version's data is gone (version unknown)
 	deleteID string // the marker's DeleteIDField
 	value    []byte
 	problem  string // a live version without a document string: why
@@ -130,6 +139,10 @@ func (b *Backend) getVersion(ctx context.Context, name string, n uint64) (entry,
 		v, _ := strconv.ParseUint(body.Data.Metadata.Version.String(), 10, 64)
 		return entry{version: v}, nil
 	}
+	var re *api.ResponseError
+	if errors.As(err, &re) && re.StatusCode == http.StatusInternalServerError && hasMessage(re, versionDataMissing) {
+		return entry{torn: true}, nil
+	}
 	if err != nil {
 		return entry{}, b.fail(ctx, "read", path, err)
 	}
@@ -176,21 +189,41 @@ func (b *Backend) getVersion(ctx context.Context, name string, n uint64) (entry,
 	return e, nil
 }
 
+// unfinished reports whether e is deleted for the store but still holds
+// earlier versions that the delete meant to remove: a purge cut short, or
+// (without WithSoftDelete) a deletion marker whose purge failed.
+func (b *Backend) unfinished(e entry) bool {
+	return e.torn || (e.marker && !b.softDelete)
+}
+
 func notFound(path string) error {
 	return fmt.Errorf("%w: vault entry %s", tokenstore.ErrNotFound, path)
+}
+
+// notLive is the error of a read of e, which is not live.
+func (b *Backend) notLive(e entry, path string) error {
+	if b.unfinished(e) {
+		return fmt.Errorf("%w: %w: vault entry %s (DeleteToken or Repair removes what is left)", tokenstore.ErrNotFound, casstore.ErrDeleteUnfinished, path)
+	}
+	return notFound(path)
 }
 
 // Read implements casstore.Backend with one GET of the entry's data. A
 // missing entry, and one whose current version is deleted, destroyed or a
 // deletion marker, gives tokenstore.ErrNotFound; an entry without a
-// "document" string field gives tokenstore.ErrMalformed.
+// "document" string field gives tokenstore.ErrMalformed. An entry whose
+// delete did not finish (a purge cut short, which KV v2 answers with HTTP
+// 500 "could not find version data", or a marker whose purge failed)
+// gives an error wrapping both tokenstore.ErrNotFound and
+// casstore.ErrDeleteUnfinished: Delete, Create and Store.Repair remove
+// what is left.
 func (b *Backend) Read(ctx context.Context, name string) (casstore.Object, error) {
 	e, err := b.get(ctx, name)
 	if err != nil {
 		return casstore.Object{}, err
 	}
 	if !e.live {
-		return casstore.Object{}, notFound(b.DataPath(name))
+		return casstore.Object{}, b.notLive(e, b.DataPath(name))
 	}
 	if e.problem != "" {
 		return casstore.Object{}, fmt.Errorf("%w: vault entry %s: %s", tokenstore.ErrMalformed, b.DataPath(name), e.problem)
@@ -209,7 +242,7 @@ func (b *Backend) ReadMany(ctx context.Context, names []string) ([]casstore.Resu
 		case err != nil:
 			return casstore.Object{}, err
 		case !e.live:
-			return casstore.Object{}, notFound(b.DataPath(name))
+			return casstore.Object{}, b.notLive(e, b.DataPath(name))
 		case e.problem != "":
 			b.logger.WarnContext(ctx, "cloudtokens/vault: malformed entry", "path", b.DataPath(name), "problem", e.problem)
 		}
@@ -294,6 +327,12 @@ func (b *Backend) Create(ctx context.Context, name string, value []byte) (string
 			v, err = strconv.FormatUint(e.version, 10), nil // ours
 		case e.live:
 			return "", fmt.Errorf("%w: vault entry %s", casstore.ErrExists, b.DataPath(name))
+		case e.torn && attempt == 0:
+			// What a cut-short purge left: finish it, then create.
+			if perr := b.purge(ctx, name); perr != nil {
+				return "", perr
+			}
+			v, err = b.write(ctx, name, docData(value), 0)
 		case attempt == 0:
 			v, err = b.write(ctx, name, docData(value), e.version)
 		default:
@@ -376,9 +415,10 @@ func (b *Backend) Delete(ctx context.Context, name string) error {
 			break // ours: the write below applied, its answer was lost
 		}
 		if !e.live {
-			if e.marker && !b.softDelete {
-				// Left by a delete whose purge failed (or is under way):
-				// purge it now; the token was deleted already.
+			if b.unfinished(e) {
+				// Left by a delete whose purge failed, was cut short (or
+				// is under way): purge it now; the token was deleted
+				// already.
 				if err := b.purge(ctx, name); err != nil {
 					b.logger.WarnContext(ctx, "cloudtokens/vault: could not purge a deleted entry", "error", err)
 				}

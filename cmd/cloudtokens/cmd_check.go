@@ -88,6 +88,7 @@ var repairActions = []struct{ key, what, action string }{
 	{"pending_claims", "claims of saves that have not finished (a crash, or a save under way)", "repair fences and drops those that stay"},
 	{"missing_buckets", "index buckets that are gone", "repair rebuilds them from the token documents"},
 	{"corrupt", "token documents that do not decode", "repair leaves them alone: inspect them in the console, then delete them"},
+	{"unfinished_deletes", "deleted token documents whose delete stopped half way (earlier versions remain)", "repair finishes the deletes"},
 }
 
 var notProblems = map[string]bool{"tombstones": true, "shard_sizes": true}

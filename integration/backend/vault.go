@@ -49,6 +49,8 @@ func Vault(t testing.TB) (addr, token string) {
 				"VAULT_DEV_ROOT_TOKEN_ID":  token,
 				"VAULT_DEV_LISTEN_ADDRESS": "0.0.0.0:8200",
 				"SKIP_SETCAP":              "true",
+				// sys/raw, as scripts/backends.sh's dev server has it.
+				"VAULT_LOCAL_CONFIG": `{"raw_storage_endpoint": true}`,
 			}),
 			testcontainers.WithCmd("server", "-dev"),
 			testcontainers.WithWaitStrategy(wait.ForHTTP("/v1/sys/health").

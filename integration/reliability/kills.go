@@ -124,6 +124,7 @@ func addRepair(sum *casstore.RepairReport, r casstore.RepairReport) {
 	sum.DuplicatesRemoved += r.DuplicatesRemoved
 	sum.TombstonesRemoved += r.TombstonesRemoved
 	sum.BucketsRebuilt += r.BucketsRebuilt
+	sum.DeletesFinished += r.DeletesFinished
 	sum.Corrupt = append(sum.Corrupt, r.Corrupt...)
 	sum.Skipped = append(sum.Skipped, r.Skipped...)
 }

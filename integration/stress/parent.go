@@ -283,7 +283,8 @@ func reportSummary(rep *casstore.Report) string {
 		name string
 		list []string
 	}{{"unindexed", rep.Unindexed}, {"missing", rep.Missing}, {"missing keys", rep.MissingKeys}, {"duplicates", rep.Duplicates},
-		{"corrupt", rep.Corrupt}, {"stale entries", rep.StaleEntries}, {"pending claims", rep.PendingClaims}} {
+		{"corrupt", rep.Corrupt}, {"stale entries", rep.StaleEntries}, {"pending claims", rep.PendingClaims},
+		{"unfinished deletes", rep.UnfinishedDeletes}} {
 		if len(l.list) == 0 {
 			continue
 		}
@@ -377,7 +378,7 @@ func traceIDs(rep *casstore.Report, outputs []string) string {
 	}
 	seen := map[string]bool{}
 	var ids []string
-	for _, l := range [][]string{rep.Unindexed, rep.Missing, rep.MissingKeys, rep.Duplicates, rep.Corrupt, rep.StaleEntries, rep.PendingClaims} {
+	for _, l := range [][]string{rep.Unindexed, rep.Missing, rep.MissingKeys, rep.Duplicates, rep.Corrupt, rep.StaleEntries, rep.PendingClaims, rep.UnfinishedDeletes} {
 		for _, item := range l {
 			for _, f := range strings.FieldsFunc(item, func(r rune) bool { return r == ' ' || r == ',' || r == ':' || r == '(' || r == ')' }) {
 				if len(f) == 26 && !seen[f] && len(ids) < maxProblems {

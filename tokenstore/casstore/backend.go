@@ -70,6 +70,15 @@ var (
 	// ErrNoVersionLease: a VersionLeaser cannot lease this version of the
 	// document without a write (see VersionLeaser.LeaseVersion).
 	ErrNoVersionLease = errors.New("casstore: the version cannot be leased without a write")
+	// ErrDeleteUnfinished: the document is deleted for the store, but a
+	// delete that takes the backend several steps stopped half way and the
+	// backend still holds some of it (Vault: a deletion marker whose purge
+	// failed, or a purge cut short, which leaves the entry's metadata and
+	// some of its versions). A Read or ReadMany result wraps it together
+	// with tokenstore.ErrNotFound; Delete finishes the delete. [Store.Check]
+	// reports such documents and [Store.Repair] deletes them, so that no
+	// earlier version of a deleted token stays behind.
+	ErrDeleteUnfinished = errors.New("casstore: the document's delete did not finish")
 )
 
 // Quotas describes how often one document of a backend may be written.

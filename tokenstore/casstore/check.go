@@ -44,6 +44,10 @@ type Report struct {
 	Duplicates []string
 	// Corrupt lists token documents that do not decode.
 	Corrupt []string
+	// UnfinishedDeletes lists token documents whose delete stopped half
+	// way (see ErrDeleteUnfinished): deleted for the store, but the backend
+	// still holds earlier versions of them. Repair finishes the deletes.
+	UnfinishedDeletes []string
 	// StaleEntries lists dead index entries (their document no longer
 	// holds the key) and entries in a bucket that does not cover their
 	// key, as "kind: id".
@@ -65,7 +69,7 @@ type Report struct {
 // OK reports whether the index and the documents agree exactly.
 func (r *Report) OK() bool {
 	return len(r.Unindexed)+len(r.Missing)+len(r.MissingKeys)+len(r.Duplicates)+len(r.Corrupt)+
-		len(r.StaleEntries)+len(r.PendingClaims)+len(r.MissingBuckets) == 0
+		len(r.StaleEntries)+len(r.PendingClaims)+len(r.MissingBuckets)+len(r.UnfinishedDeletes) == 0
 }
 
 // String summarises the report; it holds IDs, never token values.
@@ -77,7 +81,8 @@ func (r *Report) String() string {
 		list []string
 	}{{"unindexed", r.Unindexed}, {"missing", r.Missing}, {"missing keys", r.MissingKeys},
 		{"duplicates", r.Duplicates}, {"corrupt", r.Corrupt}, {"stale entries", r.StaleEntries},
-		{"pending claims", r.PendingClaims}, {"tombstones", r.Tombstones}} {
+		{"pending claims", r.PendingClaims}, {"unfinished deletes", r.UnfinishedDeletes},
+		{"tombstones", r.Tombstones}} {
 		if len(p.list) > 0 {
 			fmt.Fprintf(&b, "; %s: %v", p.name, p.list)
 		}
@@ -91,12 +96,13 @@ func (r *Report) String() string {
 // survey is a snapshot of a whole store: every token document the backend
 // lists and every bucket of the index.
 type survey struct {
-	docs     map[string]*storedToken // live tokens and tombstones, by ID
-	corrupt  []string
-	buckets  []*index.Bucket // by number; nil for a missing bucket
-	versions []string
-	fixed    int
-	extra    []int // index documents outside the layout
+	docs       map[string]*storedToken // live tokens and tombstones, by ID
+	corrupt    []string
+	unfinished []string        // token IDs whose delete did not finish (ErrDeleteUnfinished)
+	buckets    []*index.Bucket // by number; nil for a missing bucket
+	versions   []string
+	fixed      int
+	extra      []int // index documents outside the layout
 }
 
 // entryState classifies an index entry against the surveyed documents.
@@ -151,6 +157,9 @@ func (s *Store) takeSurvey(ctx context.Context) (*survey, error) {
 	for i, r := range res {
 		id := ids[i]
 		if errors.Is(r.Err, tokenstore.ErrNotFound) {
+			if errors.Is(r.Err, ErrDeleteUnfinished) {
+				sv.unfinished = append(sv.unfinished, id)
+			}
 			continue
 		}
 		if r.Err != nil && !errors.Is(r.Err, tokenstore.ErrMalformed) {
@@ -235,7 +244,8 @@ func (s *Store) Check(ctx context.Context) (_ *Report, err error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Report{Buckets: len(sv.buckets), Layout: "linear", Corrupt: slices.Clone(sv.corrupt)}
+	r := &Report{Buckets: len(sv.buckets), Layout: "linear", Corrupt: slices.Clone(sv.corrupt),
+		UnfinishedDeletes: slices.Clone(sv.unfinished)}
 	if sv.fixed > 0 {
 		r.Layout = "fixed"
 	}

@@ -35,6 +35,9 @@ type RepairReport struct {
 	DuplicatesRemoved int
 	// TombstonesRemoved counts tombstones deleted.
 	TombstonesRemoved int
+	// DeletesFinished counts token documents whose delete had stopped
+	// half way (see ErrDeleteUnfinished) and that Repair deleted.
+	DeletesFinished int
 	// BucketsRebuilt counts index buckets that were missing and were
 	// created again.
 	BucketsRebuilt int
@@ -48,14 +51,14 @@ type RepairReport struct {
 
 // Changed reports whether Repair changed anything.
 func (r RepairReport) Changed() bool {
-	return r.EntriesAdded+r.EntriesRemoved+r.ClaimsExpired+r.DuplicatesRemoved+r.TombstonesRemoved+r.BucketsRebuilt > 0
+	return r.EntriesAdded+r.EntriesRemoved+r.ClaimsExpired+r.DuplicatesRemoved+r.TombstonesRemoved+r.BucketsRebuilt+r.DeletesFinished > 0
 }
 
 // String summarises the report in one line.
 func (r RepairReport) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d tokens; %d entries added, %d removed, %d claims expired, %d duplicates removed, %d tombstones removed, %d buckets rebuilt",
-		r.Tokens, r.EntriesAdded, r.EntriesRemoved, r.ClaimsExpired, r.DuplicatesRemoved, r.TombstonesRemoved, r.BucketsRebuilt)
+	fmt.Fprintf(&b, "%d tokens; %d entries added, %d removed, %d claims expired, %d duplicates removed, %d tombstones removed, %d buckets rebuilt, %d deletes finished",
+		r.Tokens, r.EntriesAdded, r.EntriesRemoved, r.ClaimsExpired, r.DuplicatesRemoved, r.TombstonesRemoved, r.BucketsRebuilt, r.DeletesFinished)
 	if len(r.Corrupt) > 0 {
 		fmt.Fprintf(&b, "; corrupt: %v", r.Corrupt)
 	}
@@ -81,7 +84,9 @@ type repairingKey struct{}
 //     the index lists, then the smaller ID) is kept and the others are
 //     deleted, so the newest refresh token is never lost;
 //   - removes tombstones older than Options.TombstoneTTL that no entry
-//     points at.
+//     points at;
+//   - finishes deletes that stopped half way in the backend (see
+//     ErrDeleteUnfinished).
 //
 // Every change is a compare-and-swap, so Repair is safe to run while
 // other processes read and write (a record changed while Repair works is
@@ -142,8 +147,33 @@ func (s *Store) Repair(ctx context.Context) (_ RepairReport, err error) {
 		return rep, err
 	}
 	s.removeTombstones(ctx, sv, &rep)
+	s.finishDeletes(ctx, sv, &rep)
 	rep.Tokens = sv.live()
 	return rep, nil
+}
+
+// finishDeletes deletes the token documents whose delete stopped half
+// way (ErrDeleteUnfinished): the backend's Delete finishes it. A document
+// that reads otherwise now was dealt with since the survey (a fence of
+// dropEntries takes the name over); one that still reads as unfinished
+// after the Delete is logged and left for the next Repair (Check keeps
+// reporting it).
+func (s *Store) finishDeletes(ctx context.Context, sv *survey, rep *RepairReport) {
+	unfinished := func(name string) bool {
+		_, err := s.b.Read(ctx, name)
+		return errors.Is(err, ErrDeleteUnfinished)
+	}
+	for _, id := range sv.unfinished {
+		name := TokenName(id)
+		if !unfinished(name) {
+			continue
+		}
+		if err := s.b.Delete(ctx, name); err != nil && !errors.Is(err, tokenstore.ErrNotFound) || unfinished(name) {
+			s.opts.Logger.WarnContext(ctx, "cloudtokens: could not finish the delete of a token document", "id", id, "error", err)
+			continue
+		}
+		rep.DeletesFinished++
+	}
 }
 
 // rebuildBuckets creates the buckets of the layout that are missing, and

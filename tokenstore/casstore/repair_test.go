@@ -1,6 +1,7 @@
 package casstore_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -253,5 +254,100 @@ func TestStoreFollowsAnIndexRebuiltSmaller(t *testing.T) {
 		if err != nil || got.ID != tok.ID {
 			t.Fatalf("FindToken(%s) by the Store that knew 8 buckets: %v, %v", tok.UserName, got, err)
 		}
+	}
+}
+
+// halfDeleted is a backend whose delete takes two steps and stopped half
+// way for the names in left (Vault: a deletion marker, or a purge cut
+// short, holding earlier versions): they read as not found and
+// unfinished, are still listed, and Delete finishes them.
+type halfDeleted struct {
+	*casstore.MemoryBackend
+	left map[string]bool
+}
+
+func (h *halfDeleted) Read(ctx context.Context, name string) (casstore.Object, error) {
+	if h.left[name] {
+		return casstore.Object{}, fmt.Errorf("%w: %w: %s", tokenstore.ErrNotFound, casstore.ErrDeleteUnfinished, name)
+	}
+	return h.MemoryBackend.Read(ctx, name)
+}
+
+func (h *halfDeleted) ReadMany(ctx context.Context, names []string) ([]casstore.Result, error) {
+	res, err := h.MemoryBackend.ReadMany(ctx, names)
+	for i := range res {
+		if h.left[names[i]] {
+			res[i] = casstore.Result{Name: names[i], Err: fmt.Errorf("%w: %w: %s", tokenstore.ErrNotFound, casstore.ErrDeleteUnfinished, names[i])}
+		}
+	}
+	return res, err
+}
+
+func (h *halfDeleted) Create(ctx context.Context, name string, value []byte) (string, error) {
+	if h.left[name] { // the create finishes the delete first
+		delete(h.left, name)
+		_ = h.MemoryBackend.Delete(ctx, name)
+	}
+	return h.MemoryBackend.Create(ctx, name, value)
+}
+
+func (h *halfDeleted) Delete(ctx context.Context, name string) error {
+	if h.left[name] {
+		delete(h.left, name)
+		_ = h.MemoryBackend.Delete(ctx, name)
+		return fmt.Errorf("%w: %s", tokenstore.ErrNotFound, name)
+	}
+	return h.MemoryBackend.Delete(ctx, name)
+}
+
+// A token document whose delete stopped half way in the backend is not a
+// token (not found, not listed by Tokens, its user can sign in again);
+// Check reports it, Repair finishes the delete, and then both are clean.
+func TestRepairFinishesUnfinishedDeletes(t *testing.T) {
+	ctx := t.Context()
+	b := &halfDeleted{MemoryBackend: casstore.NewMemoryBackend(), left: map[string]bool{}}
+	s := casstore.New(b, casstore.Options{ClaimWait: time.Millisecond})
+	toks := saveUsers(t, s, 5)
+	if err := s.DeleteToken(ctx, toks[1].ID); err != nil {
+		t.Fatal(err)
+	}
+	// The delete of toks[1] stopped half way; toks[3]'s too, and before
+	// the index entry went (the kill came in the middle of the purge).
+	b.left[casstore.TokenName(toks[1].ID)] = true
+	b.left[casstore.TokenName(toks[3].ID)] = true
+	b.MemoryBackend.Put(casstore.TokenName(toks[1].ID), []byte("{}")) // what the backend still holds
+	s = casstore.New(b, casstore.Options{ClaimWait: time.Millisecond})
+	if _, err := s.FindToken(ctx, &tokenstore.Token{UserName: toks[3].UserName}); !errors.Is(err, tokenstore.ErrNotFound) {
+		t.Fatalf("FindToken of a half-deleted token: %v; want ErrNotFound", err)
+	}
+	all, err := s.Tokens(ctx)
+	if err != nil || len(all) != 3 {
+		t.Fatalf("Tokens: %d, %v; want 3", len(all), err)
+	}
+	rep := mustCheck(t, s)
+	if rep.OK() || len(rep.UnfinishedDeletes) != 2 || !strings.Contains(rep.String(), "unfinished deletes") {
+		t.Fatalf("Check: %s; want 2 unfinished deletes", rep)
+	}
+	// toks[1] has no index entry: Repair deletes it. toks[3]'s entries
+	// point at it, so Repair fences them first, and the fence's create
+	// finishes that delete.
+	rr, err := s.Repair(ctx)
+	if err != nil || rr.DeletesFinished != 1 || rr.ClaimsExpired != 1 {
+		t.Fatalf("Repair: %s, %v; want 1 delete finished and 1 claim expired", rr, err)
+	}
+	if len(b.left) != 0 {
+		t.Fatalf("after Repair %d deletes are unfinished", len(b.left))
+	}
+	if names, _ := b.List(ctx); strings.Contains(strings.Join(names, " "), toks[1].ID) {
+		t.Fatalf("after Repair the backend still lists %v", names)
+	}
+	if rep := mustCheck(t, s); !rep.OK() || rep.Tokens != 3 {
+		t.Fatalf("Check after Repair: %s", rep)
+	}
+	if rr, err := s.Repair(ctx); err != nil || rr.Changed() {
+		t.Fatalf("second Repair: %s, %v", rr, err)
+	}
+	if err := s.SaveToken(ctx, &tokenstore.Token{UserName: toks[3].UserName, AccessToken: "again"}); err != nil {
+		t.Fatal(err)
 	}
 }
