@@ -3,6 +3,7 @@ package gcpsmtest
 import (
 	"context"
 	"encoding/base64"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -73,6 +74,56 @@ func parseList(req listRequest, target filterTarget) (size int, cursor uint64, m
 	return size, cursor, match, nil
 }
 
+// creationOrder is one project's secrets in creation order, so that a page
+// of ListSecrets costs its own size, not a sort of every secret (a store of
+// 1,000,000 tokens lists in about 40 pages of 25,000).
+type creationOrder struct {
+	entries []*secretEntry // ascending seq; deleted ones until compacted
+	live    int
+}
+
+func (s *service) createdIn(project string) *creationOrder {
+	o := s.created[project]
+	if o == nil {
+		o = &creationOrder{}
+		s.created[project] = o
+	}
+	return o
+}
+
+// add appends a new secret: seqs only grow, so the order stays sorted.
+func (o *creationOrder) add(e *secretEntry) {
+	o.entries = append(o.entries, e)
+	o.live++
+}
+
+// remove marks e deleted, and compacts once half the entries are.
+func (o *creationOrder) remove(e *secretEntry) {
+	e.deleted = true
+	o.live--
+	if o.live < len(o.entries)/2 {
+		o.entries = slices.DeleteFunc(o.entries, func(e *secretEntry) bool { return e.deleted })
+	}
+}
+
+// before returns an iterator over the live secrets with a seq below
+// cursor, newest first. A nil order has none.
+func (o *creationOrder) before(cursor uint64) func() (secretView, bool) {
+	if o == nil {
+		return func() (secretView, bool) { return secretView{}, false }
+	}
+	i := sort.Search(len(o.entries), func(i int) bool { return o.entries[i].seq >= cursor })
+	return func() (secretView, bool) {
+		for i > 0 {
+			i--
+			if e := o.entries[i]; !e.deleted {
+				return secretView{seq: e.seq, pb: e.pb}, true
+			}
+		}
+		return secretView{}, false
+	}
+}
+
 // secretView is a secret as a list sees it: its creation order and its
 // metadata, current or from a lagging snapshot.
 type secretView struct {
@@ -96,26 +147,35 @@ func (s *service) ListSecrets(_ context.Context, req *secretmanagerpb.ListSecret
 
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	var all []secretView
-	if t, stale := s.staleTime(); stale {
-		all = s.allSecretsAt(project, t)
-	} else {
-		for name, e := range s.secrets {
-			if projectOf(name) == project {
-				all = append(all, secretView{seq: e.seq, pb: e.pb})
-			}
-		}
-	}
-	sort.Slice(all, func(i, j int) bool { return all[i].seq > all[j].seq })
-
 	resp := &secretmanagerpb.ListSecretsResponse{}
-	if req.GetFilter() == "" {
-		resp.TotalSize = int32(len(all))
+	// The secrets from the cursor on, newest first.
+	var next func() (secretView, bool)
+	if t, stale := s.staleTime(); stale {
+		all := s.allSecretsAt(project, t)
+		sort.Slice(all, func(i, j int) bool { return all[i].seq > all[j].seq })
+		if req.GetFilter() == "" {
+			resp.TotalSize = int32(len(all))
+		}
+		i := sort.Search(len(all), func(i int) bool { return all[i].seq < cursor })
+		next = func() (secretView, bool) {
+			if i == len(all) {
+				return secretView{}, false
+			}
+			i++
+			return all[i-1], true
+		}
+	} else {
+		order := s.created[project]
+		if req.GetFilter() == "" && order != nil {
+			resp.TotalSize = int32(order.live)
+		}
+		next = order.before(cursor)
 	}
 	var last uint64
-	for _, e := range all {
-		if e.seq >= cursor {
-			continue
+	for {
+		e, ok := next()
+		if !ok {
+			break
 		}
 		subj := filterSubject{
 			name:       e.pb.GetName(),

@@ -138,6 +138,85 @@ func TestListSecretsPagingAndFilters(t *testing.T) {
 	}
 }
 
+// A page token stays valid while secrets are created and deleted between
+// pages (the emulator's cursor is a creation number): a deleted secret
+// is never listed, one created after the first page is not listed by the
+// pages that follow (it is newer than the cursor), and every other secret
+// is listed once, newest first; total_size counts the live ones, also
+// after most secrets are deleted (which compacts the emulator's order).
+func TestListSecretsAcrossDeletes(t *testing.T) {
+	_, c := newClient(t)
+	var want []string
+	for i := range 40 {
+		id := fmt.Sprintf("s-%02d", i)
+		createSecret(t, c, id, nil)
+		want = append(want, id)
+	}
+	slices.Reverse(want)
+	it := c.ListSecrets(t.Context(), &secretmanagerpb.ListSecretsRequest{Parent: testProject})
+	p := iterator.NewPager(it, 7, "")
+	var got []string
+	deleted := map[string]bool{}
+	var created []string
+	for page := 0; ; page++ {
+		var secrets []*secretmanagerpb.Secret
+		next, err := p.NextPage(&secrets)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range secrets {
+			got = append(got, secretID(s.GetName()))
+		}
+		if next == "" {
+			break
+		}
+		// Between pages: delete 3 secrets not yet listed (the oldest)
+		// and create a new one.
+		for i := page * 3; i < page*3+3 && page < 3; i++ {
+			id := fmt.Sprintf("s-%02d", i)
+			if err := c.DeleteSecret(t.Context(), &secretmanagerpb.DeleteSecretRequest{Name: testProject + "/secrets/" + id}); err != nil {
+				t.Fatal(err)
+			}
+			deleted[id] = true
+		}
+		created = append(created, fmt.Sprintf("new-%d", page))
+		createSecret(t, c, created[len(created)-1], nil)
+	}
+	want = slices.DeleteFunc(want, func(id string) bool { return deleted[id] })
+	if !slices.Equal(got, want) {
+		t.Fatalf("listed %v\nwant %v", got, want)
+	}
+	// Delete all the first secrets but the 5 oldest left (compaction),
+	// then list again.
+	var kept []string
+	for i := range 40 {
+		id := fmt.Sprintf("s-%02d", i)
+		if deleted[id] {
+			continue
+		}
+		if len(kept) < 5 {
+			kept = append(kept, id)
+			continue
+		}
+		if err := c.DeleteSecret(t.Context(), &secretmanagerpb.DeleteSecretRequest{Name: testProject + "/secrets/" + id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ids, pages := listAll(t, c, "", 4)
+	wantIDs := slices.Concat(kept, created) // oldest first
+	slices.Reverse(wantIDs)
+	if !slices.Equal(ids, wantIDs) || len(pages) != (len(wantIDs)+3)/4 {
+		t.Fatalf("after deleting most: %v (pages %v), want %v", ids, pages, wantIDs)
+	}
+	it = c.ListSecrets(t.Context(), &secretmanagerpb.ListSecretsRequest{Parent: testProject})
+	if _, err := it.Next(); err != nil {
+		t.Fatal(err)
+	}
+	if ts := it.Response.(*secretmanagerpb.ListSecretsResponse).GetTotalSize(); int(ts) != len(wantIDs) {
+		t.Errorf("total_size = %d, want %d", ts, len(wantIDs))
+	}
+}
+
 // Filters and tokens the emulator cannot honour are rejected, never ignored.
 func TestListSecretsRejectsBadInput(t *testing.T) {
 	_, c := newClient(t)

@@ -35,6 +35,7 @@ type service struct {
 
 	mu        sync.RWMutex
 	secrets   map[string]*secretEntry   // keyed by canonical secret name
+	created   map[string]*creationOrder // by project: its secrets in creation order (list.go)
 	graveyard map[string][]*secretEntry // deleted secrets lagging readers may still see
 	seq       uint64                    // creation order of secrets
 	lastEtag  int64
@@ -42,6 +43,7 @@ type service struct {
 
 type secretEntry struct {
 	seq      uint64
+	deleted  bool // DeleteSecret removed it (creationOrder skips it)
 	pb       *secretmanagerpb.Secret
 	versions []*versionEntry // versions[i] is version i+1
 	history  []secretSnap    // with a lag: past states, oldest first
@@ -61,6 +63,7 @@ func newService(cfg *config) *service {
 		lag:            cfg.lag,
 		rng:            newRand(cfg.seed),
 		secrets:        map[string]*secretEntry{},
+		created:        map[string]*creationOrder{},
 	}
 	s.quotas = &quotas{svc: s, now: cfg.now, secretRate: cfg.secretRate, project: cfg.projectQuotas}
 	return s
@@ -169,6 +172,7 @@ func (s *service) CreateSecret(_ context.Context, req *secretmanagerpb.CreateSec
 		},
 	}
 	s.secrets[name] = e
+	s.createdIn(project).add(e)
 	s.recordSecret(e, false)
 	return cloneSecret(e.pb), nil
 }
@@ -300,6 +304,7 @@ func (s *service) DeleteSecret(_ context.Context, req *secretmanagerpb.DeleteSec
 		return nil, err
 	}
 	delete(s.secrets, name)
+	s.createdIn(projectOf(name)).remove(e)
 	s.bury(name, e)
 	return &emptypb.Empty{}, nil
 }
