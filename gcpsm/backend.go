@@ -377,9 +377,18 @@ func (b *backend) Delete(ctx context.Context, name string) error {
 	return nil
 }
 
+// listPageSize is the page size of ListSecrets and ListSecretVersions.
+// The API takes up to 25,000. 5,000 keeps a page of a store's secrets
+// (223 bytes each, with labels added: TestListPageSize) near 1.1 MB,
+// under the 4 MB a gRPC connection receives by default (the client this
+// package builds takes any size; a connection the caller dials may not),
+// and lists 1,000,000 tokens in 200 calls of the project's 600 read
+// requests a minute.
+const listPageSize = 5000
+
 // List returns the document names of the store's secrets that have a
 // current version: ListSecrets filtered on PrefixLabel, one call per page
-// of 250 secrets. The list is eventually consistent.
+// of 5,000 secrets. The list is eventually consistent.
 func (b *backend) List(ctx context.Context) ([]string, error) {
 	var names []string
 	err := b.listSecrets(ctx, func(sec *secretmanagerpb.Secret, name string) error {
@@ -396,7 +405,7 @@ func (b *backend) List(ctx context.Context) ([]string, error) {
 func (b *backend) listSecrets(ctx context.Context, fn func(sec *secretmanagerpb.Secret, name string) error) error {
 	it := b.client.ListSecrets(ctx, &secretmanagerpb.ListSecretsRequest{
 		Parent:   b.parent,
-		PageSize: 250,
+		PageSize: listPageSize,
 		Filter:   "labels." + PrefixLabel + "=\"" + b.labels[PrefixLabel] + "\"",
 	}, b.retry(nil))
 	for {

@@ -106,7 +106,7 @@
 //	ReleaseLease                           3  (AccessSecretVersion, AddSecretVersion, UpdateSecret)
 //	Tokens                                 IndexShards + N AccessSecretVersion,
 //	                                          at most WithReadWorkers (default 16) in flight
-//	Check                                  ListSecrets per 250 secrets + IndexShards + N
+//	Check                                  ListSecrets per 5,000 secrets + IndexShards + N
 //
 // A refresh through tokensource (lease, provider call, save) is 3 write
 // requests, 9 when the provider rotates refresh tokens (the index entry

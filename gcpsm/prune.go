@@ -41,7 +41,7 @@ import (
 // Secrets whose creation never finished (no current alias) are skipped:
 // the next create of the document takes them over.
 //
-// Cost: one ListSecrets call per 250 secrets, one ListSecretVersions call
+// Cost: one ListSecrets call per 5,000 secrets, one ListSecretVersions call
 // per secret, one GetSecret and one UpdateSecret per secret with versions
 // newer than its current one, one DestroySecretVersion per destroyed
 // version.
@@ -101,7 +101,7 @@ func (b *backend) liveVersions(ctx context.Context, name string) ([]int64, error
 	var out []int64
 	it := b.client.ListSecretVersions(ctx, &secretmanagerpb.ListSecretVersionsRequest{
 		Parent:   b.secretName(name),
-		PageSize: 250,
+		PageSize: listPageSize,
 		Filter:   "state:ENABLED OR state:DISABLED",
 	}, b.retry(nil))
 	for {
