@@ -449,7 +449,7 @@ func (b *Backend) Delete(ctx context.Context, name string) error {
 	if err != nil {
 		// The marker deleted the token for the store; what is left is
 		// reported by Check and purged by Repair.
-		b.logger.WarnContext(ctx, "cloudtokens/vault: the token is deleted but its earlier versions are not (Repair purges them)", "error", err)
+		b.logger.WarnContext(ctx, "cloudtokens/vault: could not purge a deleted entry", "error", err)
 	}
 	return err
 }
@@ -465,7 +465,7 @@ func randomID() string {
 func (b *Backend) purge(ctx context.Context, name string) error {
 	path := b.MetadataPath(name)
 	if _, err := b.client.Logical().DeleteWithContext(context.WithoutCancel(ctx), path); err != nil {
-		return fmt.Errorf("vault: %s is deleted but its versions are not (retry DeleteToken to remove them): %w", b.DataPath(name), b.fail(ctx, "delete", path, err))
+		return fmt.Errorf("vault: %s is deleted but its earlier versions are not (Repair removes them): %w", b.DataPath(name), b.fail(ctx, "delete", path, err))
 	}
 	return nil
 }

@@ -164,10 +164,11 @@ func (m *rawMount) versionsLeft(b *Backend, name string, upTo uint64, secret str
 	return n
 }
 
-// A quickly retrying client, so that the HTTP 500 of a torn entry costs
-// milliseconds of retries, not seconds; wrap wraps its transport.
-func fastRetries(t *testing.T, m *rawMount, wrap ...func(http.RoundTripper) http.RoundTripper) *api.Client {
-	t.Helper()
+// store opens a store on the mount with a quickly retrying client, so
+// that the HTTP 500 of a torn entry costs milliseconds of retries, not
+// seconds; wrap wraps the client's transport.
+func (m *rawMount) store(prefix string, wrap ...func(http.RoundTripper) http.RoundTripper) *Store {
+	m.t.Helper()
 	cfg := api.DefaultConfig()
 	cfg.Address = m.client.Address()
 	cfg.MinRetryWait, cfg.MaxRetryWait = 5*time.Millisecond, 20*time.Millisecond
@@ -176,10 +177,14 @@ func fastRetries(t *testing.T, m *rawMount, wrap ...func(http.RoundTripper) http
 	}
 	c, err := api.NewClient(cfg)
 	if err != nil {
-		t.Fatal(err)
+		m.t.Fatal(err)
 	}
 	c.SetToken(m.client.Token())
-	return c
+	s, err := New(m.t.Context(), c, prefix, WithMount(m.path), WithClaimWait(50*time.Millisecond))
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	return s
 }
 
 // The backend reads what a cut-short purge left as deleted (not found,
@@ -187,11 +192,7 @@ func fastRetries(t *testing.T, m *rawMount, wrap ...func(http.RoundTripper) http
 func TestCutShortPurgeBackend(t *testing.T) {
 	m := newRawMount(t)
 	ctx := t.Context()
-	s, err := New(ctx, fastRetries(t, m), "p", WithMount(m.path))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := s.Backend()
+	b := m.store("p").Backend()
 	for _, tc := range []struct {
 		op     string
 		finish func(name string) error
@@ -278,10 +279,7 @@ func (f failPurges) RoundTrip(r *http.Request) (*http.Response, error) {
 func TestCutShortPurge(t *testing.T) {
 	m := newRawMount(t)
 	ctx := t.Context()
-	s, err := New(ctx, fastRetries(t, m), "app", WithMount(m.path))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := m.store("app")
 	b := s.Backend()
 	users := map[string]*tokenstore.Token{}
 	for _, u := range []string{"alice", "bob", "carol", "dave"} {
@@ -298,10 +296,7 @@ func TestCutShortPurge(t *testing.T) {
 	for _, u := range []string{"alice", "carol"} {
 		cut[u] = m.cutShortPurge(b, casstore.TokenName(users[u].ID))
 	}
-	sd, err := New(ctx, fastRetries(t, m, func(rt http.RoundTripper) http.RoundTripper { return failPurges{rt} }), "app", WithMount(m.path))
-	if err != nil {
-		t.Fatal(err)
-	}
+	sd := m.store("app", func(rt http.RoundTripper) http.RoundTripper { return failPurges{rt} })
 	if err := sd.DeleteToken(ctx, users["dave"].ID); err != nil {
 		t.Fatalf("DeleteToken(dave) with the purge failing: %v; want success (the marker deletes)", err)
 	}
@@ -311,10 +306,7 @@ func TestCutShortPurge(t *testing.T) {
 	}
 
 	// A new Store, as after the kill.
-	s2, err := New(ctx, fastRetries(t, m), "app", WithMount(m.path), WithClaimWait(50*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s2 := m.store("app")
 	for u := range cut {
 		if got, err := s2.FindToken(ctx, &tokenstore.Token{UserName: u}); !errors.Is(err, tokenstore.ErrNotFound) {
 			t.Fatalf("FindToken(%s) after the delete: %v, %v; want ErrNotFound", u, got, err)
