@@ -328,7 +328,15 @@ func (b *Backend) Create(ctx context.Context, name string, value []byte) (string
 		case e.live:
 			return "", fmt.Errorf("%w: vault entry %s", casstore.ErrExists, b.DataPath(name))
 		case e.torn && attempt == 0:
-			// What a cut-short purge left: finish it, then create.
+			// What a cut-short purge left: finish it, then create. The
+			// purge has no check-and-set: a second Create that read the
+			// torn entry before this one wrote could purge this one's new
+			// entry in the round trip between its read and its purge. The
+			// engine creates such names only to fence a deleted token
+			// (both sides write a tombstone) or to rebuild an index bucket,
+			// which Repair can rebuild again; reading the version from the
+			// metadata to check-and-set instead would need the metadata
+			// "read" capability and leave the old versions' data behind.
 			if perr := b.purge(ctx, name); perr != nil {
 				return "", perr
 			}
