@@ -3,6 +3,7 @@ package gcpsmtest
 import (
 	"context"
 	"encoding/base64"
+	"iter"
 	"slices"
 	"sort"
 	"strconv"
@@ -75,8 +76,8 @@ func parseList(req listRequest, target filterTarget) (size int, cursor uint64, m
 }
 
 // creationOrder is one project's secrets in creation order, so that a page
-// of ListSecrets costs its own size, not a sort of every secret (a store of
-// 1,000,000 tokens lists in about 40 pages of 25,000).
+// of ListSecrets costs its own size, not a sort of every secret (gcpsm
+// lists a store of 1,000,000 tokens in 200 pages of 5,000).
 type creationOrder struct {
 	entries []*secretEntry // ascending seq; deleted ones until compacted
 	live    int
@@ -106,21 +107,19 @@ func (o *creationOrder) remove(e *secretEntry) {
 	}
 }
 
-// before returns an iterator over the live secrets with a seq below
-// cursor, newest first. A nil order has none.
-func (o *creationOrder) before(cursor uint64) func() (secretView, bool) {
-	if o == nil {
-		return func() (secretView, bool) { return secretView{}, false }
-	}
-	i := sort.Search(len(o.entries), func(i int) bool { return o.entries[i].seq >= cursor })
-	return func() (secretView, bool) {
-		for i > 0 {
-			i--
-			if e := o.entries[i]; !e.deleted {
-				return secretView{seq: e.seq, pb: e.pb}, true
+// before yields the live secrets with a seq below cursor, newest first.
+// A nil order has none.
+func (o *creationOrder) before(cursor uint64) iter.Seq[secretView] {
+	return func(yield func(secretView) bool) {
+		if o == nil {
+			return
+		}
+		i := sort.Search(len(o.entries), func(i int) bool { return o.entries[i].seq >= cursor })
+		for i--; i >= 0; i-- {
+			if e := o.entries[i]; !e.deleted && !yield(secretView{seq: e.seq, pb: e.pb}) {
+				return
 			}
 		}
-		return secretView{}, false
 	}
 }
 
@@ -149,7 +148,7 @@ func (s *service) ListSecrets(_ context.Context, req *secretmanagerpb.ListSecret
 	defer s.mu.RUnlock()
 	resp := &secretmanagerpb.ListSecretsResponse{}
 	// The secrets from the cursor on, newest first.
-	var next func() (secretView, bool)
+	var secrets iter.Seq[secretView]
 	if t, stale := s.staleTime(); stale {
 		all := s.allSecretsAt(project, t)
 		sort.Slice(all, func(i, j int) bool { return all[i].seq > all[j].seq })
@@ -157,26 +156,16 @@ func (s *service) ListSecrets(_ context.Context, req *secretmanagerpb.ListSecret
 			resp.TotalSize = int32(len(all))
 		}
 		i := sort.Search(len(all), func(i int) bool { return all[i].seq < cursor })
-		next = func() (secretView, bool) {
-			if i == len(all) {
-				return secretView{}, false
-			}
-			i++
-			return all[i-1], true
-		}
+		secrets = slices.Values(all[i:])
 	} else {
 		order := s.created[project]
 		if req.GetFilter() == "" && order != nil {
 			resp.TotalSize = int32(order.live)
 		}
-		next = order.before(cursor)
+		secrets = order.before(cursor)
 	}
 	var last uint64
-	for {
-		e, ok := next()
-		if !ok {
-			break
-		}
+	for e := range secrets {
 		subj := filterSubject{
 			name:       e.pb.GetName(),
 			id:         secretID(e.pb.GetName()),
