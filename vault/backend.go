@@ -203,7 +203,7 @@ func notFound(path string) error {
 // notLive is the error of a read of e, which is not live.
 func (b *Backend) notLive(e entry, path string) error {
 	if b.unfinished(e) {
-		return fmt.Errorf("%w: %w: vault entry %s (DeleteToken or Repair removes what is left)", tokenstore.ErrNotFound, casstore.ErrDeleteUnfinished, path)
+		return fmt.Errorf("%w: %w: vault entry %s (Repair removes what is left)", tokenstore.ErrNotFound, casstore.ErrDeleteUnfinished, path)
 	}
 	return notFound(path)
 }
