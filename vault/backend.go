@@ -427,9 +427,7 @@ func (b *Backend) Delete(ctx context.Context, name string) error {
 				// Left by a delete whose purge failed, was cut short (or
 				// is under way): purge it now; the token was deleted
 				// already.
-				if err := b.purge(ctx, name); err != nil {
-					b.logger.WarnContext(ctx, "cloudtokens/vault: could not purge a deleted entry", "error", err)
-				}
+				_ = b.purgeDeleted(ctx, name)
 			}
 			return notFound(b.DataPath(name))
 		}
@@ -453,10 +451,14 @@ func (b *Backend) Delete(ctx context.Context, name string) error {
 		}
 		return nil
 	}
-	err = b.purge(ctx, name)
+	return b.purgeDeleted(ctx, name)
+}
+
+// purgeDeleted purges name, whose token a marker has deleted already, and
+// logs a failure: what is left is reported by Check and purged by Repair.
+func (b *Backend) purgeDeleted(ctx context.Context, name string) error {
+	err := b.purge(ctx, name)
 	if err != nil {
-		// The marker deleted the token for the store; what is left is
-		// reported by Check and purged by Repair.
 		b.logger.WarnContext(ctx, "cloudtokens/vault: could not purge a deleted entry", "error", err)
 	}
 	return err
