@@ -213,8 +213,9 @@ func (s *Store) clash(req claimRequest, k index.Key, e index.Entry, owner *store
 
 // release removes the mappings of keys to id claimed for generation upTo
 // or earlier. It runs on a clean-up context (it must happen even when the
-// caller's context ended); a failure is logged: the entries left behind
-// are dead and dropped by the next claim of those keys or by Repair.
+// caller's context ended); what it could not remove in time is dead and
+// dropped by this Store's next write of its bucket (leftovers.go), by the
+// next claim of those keys, or by Repair.
 func (s *Store) release(ctx context.Context, id string, keys []index.Key, upTo uint64, snaps bucketSnaps) {
 	if len(keys) == 0 {
 		return
@@ -231,7 +232,7 @@ func (s *Store) release(ctx context.Context, id string, keys []index.Key, upTo u
 		})
 	})
 	if err != nil {
-		s.opts.Logger.WarnContext(ctx, "cloudtokens: could not release index entries; they are dead and will be dropped later", "id", id, "error", err)
+		s.leftBehind(ctx, id, keys, upTo, err)
 	}
 }
 
@@ -284,7 +285,7 @@ func (s *Store) releaseDeleted(ctx context.Context, id string, keys []index.Key)
 			})
 		})
 		if err != nil {
-			s.opts.Logger.WarnContext(ctx, "cloudtokens: could not release index entries; they are dead and will be dropped later", "id", id, "error", err)
+			s.leftBehind(ctx, id, keys, math.MaxUint64, err)
 			return
 		}
 		keys = slices.DeleteFunc(keys, func(k index.Key) bool { return !missing[k] })

@@ -141,6 +141,16 @@ func (s *Store) modifyLocked(ctx context.Context, n int, batch []*bucketChange) 
 	}
 	var last error
 	fresh := true // whether the last attempt started from a read
+	// The batch's changes, and the leftovers of releases that ran out of
+	// time that the bucket holds (leftovers.go).
+	docs := map[string]*storedToken{}
+	var dropped []leftover
+	build := func(b *index.Bucket) (*index.Bucket, bool) {
+		next, changed := apply(b, batch)
+		next, more, done := s.dropLeftovers(ctx, next, docs)
+		dropped = done
+		return next, changed || more
+	}
 	for attempt := range s.opts.MaxAttempts {
 		batch = s.pending(batch)
 		if len(batch) == 0 {
@@ -174,7 +184,7 @@ func (s *Store) modifyLocked(ctx context.Context, n int, batch []*bucketChange) 
 			}
 		}
 		fresh = !fromMemory
-		next, changed := apply(b, batch)
+		next, changed := build(b)
 		if !changed && fromMemory {
 			// "Nothing to change" in a remembered bucket may only mean
 			// that the memory is stale: decide again on a fresh read.
@@ -184,7 +194,7 @@ func (s *Store) modifyLocked(ctx context.Context, n int, batch []*bucketChange) 
 				return
 			}
 			fresh = true
-			next, changed = apply(b, batch)
+			next, changed = build(b)
 		}
 		if !changed {
 			// Nothing to write: every decision stands on the bucket read.
@@ -212,6 +222,7 @@ func (s *Store) modifyLocked(ctx context.Context, n int, batch []*bucketChange) 
 		base := next.Gen
 		newVersion, err := s.writeBucket(ctx, n, next, version)
 		if err == nil {
+			s.left.forget(dropped)
 			for _, c := range batch {
 				c.snaps.keep(n, next, newVersion)
 				switch {

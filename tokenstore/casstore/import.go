@@ -383,7 +383,8 @@ func (s *Store) claimBatch(ctx context.Context, claims []keyClaim) map[*importIt
 }
 
 // releaseBatch removes the given claims (each up to its generation), one
-// write per bucket, on a clean-up context; failures are logged.
+// write per bucket, on a clean-up context; what it could not remove is
+// left to the Store's next writes of those buckets (leftovers.go).
 func (s *Store) releaseBatch(ctx context.Context, claims []keyClaim) {
 	if len(claims) == 0 {
 		return
@@ -408,7 +409,9 @@ func (s *Store) releaseBatch(ctx context.Context, claims []keyClaim) {
 		return changed, nil
 	})
 	if err != nil {
-		s.opts.Logger.WarnContext(ctx, "cloudtokens: could not release index entries after an import; they are dead and will be dropped later", "error", err)
+		for _, c := range claims {
+			s.leftBehind(ctx, c.it.tok.ID, []index.Key{c.key}, c.gen, err)
+		}
 	}
 }
 

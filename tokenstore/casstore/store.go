@@ -108,6 +108,7 @@ type Store struct {
 
 	recent *recentDocs
 	claims *claimWatch
+	left   leftovers // entries releases left behind (leftovers.go)
 
 	versionLeaser VersionLeaser // b's, if it has one (the observer's decorator hides it)
 	versionLeases versionLeases // version leases taken or seen (lease.go)
