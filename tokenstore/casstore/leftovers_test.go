@@ -142,3 +142,63 @@ func assertClean(t *testing.T, s *casstore.Store) {
 		t.Errorf("Check: %v, want clean", r)
 	}
 }
+
+// cancelOnLostRace is a MemoryBackend that ends a context when a write
+// of a token document under it loses its compare-and-swap: the save that
+// lost stops there, before its retry could claim its keys again.
+type cancelOnLostRace struct {
+	*casstore.MemoryBackend
+	cancel context.CancelFunc
+}
+
+func (b *cancelOnLostRace) Update(ctx context.Context, name string, value []byte, version string) (string, error) {
+	v, err := b.MemoryBackend.Update(ctx, name, value, version)
+	if strings.HasPrefix(name, "token-") && errors.Is(err, casstore.ErrVersionMismatch) && b.cancel != nil {
+		b.cancel()
+	}
+	return v, err
+}
+
+// TestLostRaceLeavesNoDeadEntries: a refresh that rotates the refresh
+// token and loses its compare-and-swap to another process's refresh, and
+// then stops (its context ends), leaves its claim of the new refresh
+// token dead in the index (Check reports it). The Store's next write of
+// that bucket drops it; the winner's entries stay.
+func TestLostRaceLeavesNoDeadEntries(t *testing.T) {
+	ctx := t.Context()
+	b := &cancelOnLostRace{MemoryBackend: casstore.NewMemoryBackend()}
+	quiet := casstore.Options{Logger: slog.New(slog.DiscardHandler)}
+	loser, winner := casstore.New(b, quiet), casstore.New(b, quiet)
+	alice := zohoToken(1)
+	if err := loser.SaveToken(ctx, alice); err != nil {
+		t.Fatal(err)
+	}
+	won := alice.Clone()
+	won.RefreshToken, won.AccessToken = "rt-won", "at-won"
+	if err := winner.SaveToken(ctx, won); err != nil {
+		t.Fatal(err)
+	}
+	lost := alice.Clone()
+	lost.RefreshToken, lost.AccessToken = "rt-lost", "at-lost"
+	lctx, cancel := context.WithCancel(ctx)
+	b.cancel = cancel
+	if err := loser.SaveToken(lctx, lost); err == nil {
+		t.Fatal("the save that lost its race and stopped succeeded")
+	}
+	b.cancel = nil
+	r, err := loser.Check(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.OK() {
+		t.Fatalf("Check after the lost race: %v, want its dead claim reported", r)
+	}
+	if err := loser.SaveToken(ctx, zohoToken(2)); err != nil {
+		t.Fatal(err)
+	}
+	assertClean(t, loser)
+	q := &tokenstore.Token{RefreshToken: won.RefreshToken, ClientID: won.ClientID, ClientSecret: won.ClientSecret}
+	if got, err := loser.FindToken(ctx, q); err != nil || got.ID != alice.ID {
+		t.Errorf("FindToken by the winner's refresh token: %v, %v", got, err)
+	}
+}

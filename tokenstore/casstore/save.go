@@ -183,15 +183,20 @@ func (s *Store) replace(ctx context.Context, target *storedToken, next *tokensto
 	if err := s.claim(ctx, req, added, snaps); err != nil {
 		return err
 	}
-	// A write that lost to another keeps what it claimed: the entries are
-	// claimed for a generation that the other write took, so they are dead
-	// unless that write holds the keys too (and then they are its). A
-	// write that found the token deleted releases them: nobody else can
-	// hold a key for a deleted ID.
+	// A write that found the token deleted releases what it claimed:
+	// nobody else can hold a key for a deleted ID. A write that lost to
+	// another, or cannot tell, leaves its entries to the Store's next
+	// writes of their buckets (leftovers.go): they are claimed for a
+	// generation that the other write took, so they are dead unless that
+	// write holds the keys too (and then they are its, and stay), and
+	// while the outcome is unknown they are pending, and stay.
 	if _, err := s.writeDoc(ctx, target, next, tokenstore.Meta{Lease: lease}); err != nil {
-		if len(added) > 0 &&
-			(errors.Is(err, tokenstore.ErrNotFound) || errors.Is(err, ErrVersionMismatch) && s.deleted(ctx, id)) {
+		switch {
+		case len(added) == 0:
+		case errors.Is(err, tokenstore.ErrNotFound) || errors.Is(err, ErrVersionMismatch) && s.deleted(ctx, id):
 			s.releaseAll(ctx, id, added, snaps)
+		default:
+			s.left.add(id, added, gen)
 		}
 		if errors.Is(err, ErrVersionMismatch) || errors.Is(err, tokenstore.ErrNotFound) {
 			if remembered {
@@ -272,7 +277,10 @@ func (s *Store) insertAs(ctx context.Context, nt *tokenstore.Token, lease *token
 			case rerr == nil && st.tombstone():
 				err = fmt.Errorf("%w: %w", ErrExists, err) // fenced by another save
 			default:
-				return err // unknown; the claims stay and are fenced by whoever needs them
+				// Unknown; the claims stay (the document may still appear)
+				// and are fenced by whoever needs them, or by Repair.
+				s.opts.Logger.WarnContext(ctx, "cloudtokens: could not tell whether a new token's document was created; its claims stay until they are fenced", "id", nt.ID, "error", err)
+				return err
 			}
 		}
 	}
