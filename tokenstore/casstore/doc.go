@@ -50,7 +50,12 @@
 // cancelled context) is settled by reading the document back: the write
 // happened if the document holds exactly what was written. Clean-up after
 // a cancelled context (withdrawing claims, releasing keys) runs on a
-// context of its own with [Options.CleanupTimeout].
+// context of its own with [Options.CleanupTimeout]. Entries that a
+// release could not remove in that time (a throttled bucket), and the
+// claims of a save that lost its race and stopped, are dead: the Store
+// remembers them, and its next write of their bucket drops them in the
+// same compare-and-swap after reading their document again (leftovers.go),
+// so that Check is clean without a Repair while the process lives.
 //
 // [Store.Repair] rebuilds the index from the documents (a lost index or
 // bucket, unindexed documents, dead entries, claims of saves that never
