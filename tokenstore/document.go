@@ -41,9 +41,12 @@ type document struct {
 // optional additions to format 1.
 type Meta struct {
 	// Gen is the document's generation: 1 for the first write, one more
-	// for every write after it ("gen"). A store never returns a document
-	// of a lower generation than one it has read or written. 0 means a
-	// document written before generations existed.
+	// for every write after it ("gen"). A tombstone written where no
+	// document is (the name may have held a deleted one) starts from the
+	// writer's clock in nanoseconds instead, above any earlier document of
+	// the name. A store never returns a document of a lower generation
+	// than one it has read or written. 0 means a document written before
+	// generations existed.
 	Gen uint64
 	// SavedAt is when the document was written, in epoch milliseconds
 	// ("saved_at"), by the writer's clock.

@@ -100,7 +100,7 @@ func (s *Store) fence(ctx context.Context, e index.Entry, state ownerState, st *
 		docs[e.ID] = next
 	case ownerMissing:
 		tomb := &tokenstore.Token{ID: e.ID}
-		meta := tokenstore.Meta{Gen: e.Gen, Deleted: s.now().UnixMilli(), SavedAt: s.now().UnixMilli()}
+		meta := tokenstore.Meta{Gen: s.tombstoneGen(e.Gen), Deleted: s.now().UnixMilli(), SavedAt: s.now().UnixMilli()}
 		doc, err := tokenstore.MarshalStored(tomb, meta)
 		if err != nil {
 			return err

@@ -123,11 +123,16 @@ func (s *Store) readToken(ctx context.Context, id string) (*storedToken, error) 
 
 // writeDoc writes the next generation of a token document over st (or
 // creates it when st is nil) and remembers it. next is the token to
-// store and meta its metadata; Gen and SavedAt are filled in.
+// store and meta its metadata; Gen and SavedAt are filled in. A created
+// tombstone starts at tombstoneGen.
 func (s *Store) writeDoc(ctx context.Context, st *storedToken, next *tokenstore.Token, meta tokenstore.Meta) (*storedToken, error) {
-	meta.Gen = 1
-	if st != nil {
+	switch {
+	case st != nil:
 		meta.Gen = st.meta.Gen + 1
+	case meta.Deleted != 0:
+		meta.Gen = s.tombstoneGen(1)
+	default:
+		meta.Gen = 1
 	}
 	meta.SavedAt = s.now().UnixMilli()
 	doc, err := tokenstore.MarshalStored(next, meta)
@@ -147,4 +152,17 @@ func (s *Store) writeDoc(ctx context.Context, st *storedToken, next *tokenstore.
 	out := &storedToken{tok: next.Clone(), meta: meta, version: version, wrote: time.Now()}
 	s.recent.put(out)
 	return out, nil
+}
+
+// tombstoneGen is the generation of a tombstone created where no document
+// is (a fence of a claim whose document is missing, ImportToken's first
+// write of an ID), at least least: the clock in nanoseconds, as for a
+// created index bucket (incarnationGen). The name may have held a
+// document that was deleted, at any generation; a Store that remembers
+// that document must take the tombstone for newer, not for a stale
+// replica, or it would go on returning the deleted token (and Check would
+// count it). Counted one write at a time, no earlier document of the name
+// comes near the clock of a later creation.
+func (s *Store) tombstoneGen(least uint64) uint64 {
+	return max(least, s.incarnationGen())
 }
