@@ -409,9 +409,11 @@ func (s *Store) releaseBatch(ctx context.Context, claims []keyClaim) {
 		return changed, nil
 	})
 	if err != nil {
+		kept := true
 		for _, c := range claims {
-			s.leftBehind(ctx, c.it.tok.ID, []index.Key{c.key}, c.gen, err)
+			kept = s.left.add(c.it.tok.ID, []index.Key{c.key}, c.gen) && kept
 		}
+		s.logLeftBehind(ctx, kept, "claims", len(claims), "error", err)
 	}
 }
 

@@ -11,7 +11,9 @@ import (
 //
 // A release (claims.go) removes index entries that no document needs any
 // more: the keys a save dropped, the claims of an insert that gave up,
-// the entries of a deleted token. It runs on a clean-up context after
+// the entries of a deleted token. (A refresh that lost its compare-and-
+// swap leaves its claims here too, without trying: its retry usually
+// claims them again, see save.go.) It runs on a clean-up context after
 // the operation's own work, and on a busy bucket it can run out of that
 // time (Options.CleanupTimeout): GCP takes 2 writes a second per secret,
 // and a burst of sign-ups while the index is still small queues many
@@ -97,11 +99,17 @@ func (l *leftovers) len() int {
 // leftBehind remembers what a release of the mappings of keys to id (up
 // to generation upTo) could not remove, and logs it.
 func (s *Store) leftBehind(ctx context.Context, id string, keys []index.Key, upTo uint64, err error) {
-	if s.left.add(id, keys, upTo) {
-		s.opts.Logger.WarnContext(ctx, "cloudtokens: could not release index entries in time; they are dead, and this Store drops them with its next write of their bucket (Repair otherwise)", "id", id, "error", err)
+	s.logLeftBehind(ctx, s.left.add(id, keys, upTo), "id", id, "error", err)
+}
+
+// logLeftBehind logs a release that could not finish; kept says whether
+// the Store remembers all it left.
+func (s *Store) logLeftBehind(ctx context.Context, kept bool, args ...any) {
+	if kept {
+		s.opts.Logger.WarnContext(ctx, "cloudtokens: could not release index entries in time; they are dead, and this Store drops them with its next write of their bucket (Repair otherwise)", args...)
 		return
 	}
-	s.opts.Logger.WarnContext(ctx, "cloudtokens: could not release index entries; they are dead and Repair drops them", "id", id, "error", err)
+	s.opts.Logger.WarnContext(ctx, "cloudtokens: could not release index entries; they are dead and Repair drops them", args...)
 }
 
 // dropLeftovers removes from b, a bucket about to be written, the
