@@ -103,13 +103,7 @@ func TestClaimWaitFollowsSlowSaves(t *testing.T) {
 			if n != 1 {
 				t.Errorf("%d tokens of the user, want 1", n)
 			}
-			rep, err := stores[1].Check(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !rep.OK() {
-				t.Errorf("Check: %v", rep)
-			}
+			assertClean(t, stores[1])
 		})
 	}
 }

@@ -102,16 +102,9 @@ func TestLeftoverClaimedAgain(t *testing.T) {
 	s := casstore.New(b, casstore.Options{CleanupTimeout: 200 * time.Millisecond,
 		Logger: slog.New(slog.DiscardHandler)})
 	alice := zohoToken(1)
-	if err := s.SaveToken(ctx, alice); err != nil {
-		t.Fatal(err)
-	}
 	// A refresh that rotates the refresh token: its new key is claimed
 	// for generation 2.
-	rotated := alice.Clone()
-	rotated.RefreshToken, rotated.AccessToken = "rt-rotated", "at-rotated"
-	if err := s.SaveToken(ctx, rotated); err != nil {
-		t.Fatal(err)
-	}
+	rotated := signUpAndRotate(t, s, s, alice, "rotated")
 	b.throttled.Store(true)
 	if err := s.DeleteToken(ctx, alice.ID); err != nil {
 		t.Fatal(err)
@@ -170,14 +163,7 @@ func TestLostRaceLeavesNoDeadEntries(t *testing.T) {
 	quiet := casstore.Options{Logger: slog.New(slog.DiscardHandler)}
 	loser, winner := casstore.New(b, quiet), casstore.New(b, quiet)
 	alice := zohoToken(1)
-	if err := loser.SaveToken(ctx, alice); err != nil {
-		t.Fatal(err)
-	}
-	won := alice.Clone()
-	won.RefreshToken, won.AccessToken = "rt-won", "at-won"
-	if err := winner.SaveToken(ctx, won); err != nil {
-		t.Fatal(err)
-	}
+	won := signUpAndRotate(t, loser, winner, alice, "won")
 	lost := alice.Clone()
 	lost.RefreshToken, lost.AccessToken = "rt-lost", "at-lost"
 	lctx, cancel := context.WithCancel(ctx)
@@ -201,4 +187,19 @@ func TestLostRaceLeavesNoDeadEntries(t *testing.T) {
 	if got, err := loser.FindToken(ctx, q); err != nil || got.ID != alice.ID {
 		t.Errorf("FindToken by the winner's refresh token: %v, %v", got, err)
 	}
+}
+
+// signUpAndRotate saves tok with first, then a refresh of it that rotates
+// its refresh token (to "rt-"+name) with second, and returns the refresh.
+func signUpAndRotate(t *testing.T, first, second *casstore.Store, tok *tokenstore.Token, name string) *tokenstore.Token {
+	t.Helper()
+	if err := first.SaveToken(t.Context(), tok); err != nil {
+		t.Fatal(err)
+	}
+	next := tok.Clone()
+	next.RefreshToken, next.AccessToken = "rt-"+name, "at-"+name
+	if err := second.SaveToken(t.Context(), next); err != nil {
+		t.Fatal(err)
+	}
+	return next
 }
